@@ -1,0 +1,16 @@
+#!/bin/sh
+# Install the Debian packages uspf needs that are missing (run as root).
+set -eu
+pkgs="build-essential autoconf automake libtool pkg-config autoconf-archive liburing-dev liburcu-dev libcriterion-dev python3 man-db"
+missing=""
+for p in $pkgs; do
+	dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" != 0 ]; then
+	echo "missing Debian packages:$missing (run as root, or: sudo apt-get install$missing)" >&2
+	exit 1
+fi
+echo "installing:$missing"
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null

@@ -1,0 +1,172 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fault.c - what every policy does once it has a VMA: the user-space
+ * handle_pte_fault() / do_anonymous_page().
+ *
+ * The expensive part (filling the pages) runs from a snapshot with no lock
+ * held; only the install (UFFDIO_COPY / UFFDIO_ZEROPAGE, the set_pte_at()
+ * of this model) runs under the PTL.  Every fault ends in vmf_end*(): the
+ * faulting thread is either woken by the kernel on a successful copy or
+ * queued for UFFDIO_WAKE.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "backing.h"
+#include "fault.h"
+#include "handler.h"
+#include "mm.h"
+#include "ptl.h"
+#include "runtime.h"
+#include "stats.h"
+#include "vma.h"
+
+void vmf_snapshot(struct vm_fault *vmf, struct uspf_vma *vma)
+{
+	vmf->vma = vma;
+	vmf->vm_start = CMM_LOAD_SHARED(vma->vm_start);
+	vmf->vm_end = CMM_LOAD_SHARED(vma->vm_end);
+	vmf->vm_pgoff = CMM_LOAD_SHARED(vma->vm_pgoff);
+	vmf->vm_flags = CMM_LOAD_SHARED(vma->vm_flags);
+	vmf->backing = vma->backing;
+}
+
+/*
+ * Fault-around: the faulting page and the missing pages after it, up to
+ * fault_around pages, inside the VMA and inside one page table (one PTL).
+ * The kernel's copy stops at the first page already present.
+ */
+static void vmf_window(struct vm_fault *vmf)
+{
+	unsigned long end = vmf->address + (unsigned long)vmf->h->u->cfg.fault_around * PAGE_SIZE;
+	unsigned long pmd_end = (vmf->address & PMD_MASK) + PMD_SIZE;
+
+	if (end > vmf->vm_end)
+		end = vmf->vm_end;
+	if (end > pmd_end)
+		end = pmd_end;
+	if (end <= vmf->address)
+		end = vmf->address + PAGE_SIZE;
+	vmf->win_start = vmf->address;
+	vmf->win_len = end - vmf->address;
+}
+
+int vmf_prepare(struct vm_fault *vmf)
+{
+	struct uspf_handler *h = vmf->h;
+	uint64_t pgoff;
+
+	vmf_window(vmf);
+	if (vmf->backing.kind == USPF_BACKING_ZERO) {
+		/* Read faults map the zero page, write faults a zeroed copy, as the kernel. */
+		vmf->src = (vmf->flags & FAULT_FLAG_WRITE) ? h->u->zero_area : NULL;
+		return 0;
+	}
+	pgoff = vmf->vm_pgoff + ((vmf->win_start - vmf->vm_start) >> PAGE_SHIFT);
+	vmf->src = h->buf;
+	return backing_fill(&vmf->backing, pgoff, h->buf, vmf->win_len);
+}
+
+enum vmf_result vmf_commit(struct vm_fault *vmf)
+{
+	struct uspf_handler *h = vmf->h;
+	struct uffd *uffd = &h->u->uffd;
+	long ret;
+
+	if (vmf->src)
+		ret = uffd_copy(uffd, vmf->win_start, vmf->src, vmf->win_len, h->dontwake);
+	else
+		ret = uffd_zeropage(uffd, vmf->win_start, vmf->win_len, h->dontwake);
+	if (ret > 0) {
+		/* Bytes installed: the window, or up to the first present page. */
+		vmf->win_len = (size_t)ret;
+		return VMF_DONE;
+	}
+	switch (ret) {
+	case -EEXIST:
+		return VMF_EXIST;
+	case -ENOENT:
+		return VMF_GONE;
+	case -EAGAIN:
+		return VMF_AGAIN;
+	case -ESRCH:
+		return VMF_ESRCH;
+	default:
+		return VMF_ERROR;
+	}
+}
+
+static void vmf_account_latency(struct vm_fault *vmf)
+{
+	struct uspf_handler *h = vmf->h;
+
+	hist_add(h->hist, uspf_now_ns() - h->batch_start_ns);
+}
+
+static void vmf_wake_page(struct vm_fault *vmf)
+{
+	handler_queue_wake(vmf->h, vmf->address, vmf->address + PAGE_SIZE);
+}
+
+void vmf_end(struct vm_fault *vmf, enum vmf_result r)
+{
+	struct uspf_handler *h = vmf->h;
+	size_t pages;
+
+	switch (r) {
+	case VMF_DONE:
+		pages = vmf->win_len >> PAGE_SHIFT;
+		count_add(h, USPF_C_PAGES, pages);
+		if (pages > 1)
+			count_add(h, USPF_C_FAULT_AROUND_PAGES, pages - 1);
+		/* Without DONTWAKE the kernel woke the range itself. */
+		if (h->dontwake)
+			handler_queue_wake(h, vmf->win_start, vmf->win_start + vmf->win_len);
+		break;
+	case VMF_EXIST:
+		count_event(h, USPF_C_EEXIST);
+		vmf_wake_page(vmf);
+		break;
+	case VMF_GONE:
+		count_event(h, USPF_C_ENOENT);
+		vmf_wake_page(vmf);
+		break;
+	case VMF_AGAIN:
+		/* Retries exhausted: the woken thread refaults and we try again. */
+		count_event(h, USPF_C_COPY_ERROR);
+		vmf_wake_page(vmf);
+		break;
+	case VMF_ESRCH:
+		count_event(h, USPF_C_ESRCH);
+		vmf_wake_page(vmf);
+		break;
+	case VMF_ERROR:
+		count_event(h, USPF_C_COPY_ERROR);
+		vmf_wake_page(vmf);
+		break;
+	}
+	vmf_account_latency(vmf);
+}
+
+void vmf_end_sigbus(struct vm_fault *vmf)
+{
+	/*
+	 * Never hand out wrong memory: the thread gets SIGBUS, as for an I/O
+	 * error on a file mapping.  The signal is pending before the wake, so
+	 * it is delivered before the instruction is retried.
+	 */
+	count_event(vmf->h, USPF_C_FILL_ERROR);
+	if (vmf->ptid > 0)
+		syscall(SYS_tgkill, getpid(), vmf->ptid, SIGBUS);
+	vmf_wake_page(vmf);
+	vmf_account_latency(vmf);
+}
+
+void vmf_end_bad_area(struct vm_fault *vmf)
+{
+	count_event(vmf->h, USPF_C_BAD_AREA);
+	vmf_wake_page(vmf);
+	vmf_account_latency(vmf);
+}

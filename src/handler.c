@@ -1,0 +1,176 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * handler.c - the handler threads.
+ *
+ * Each thread takes a batch of fault messages from its intake, hands each
+ * to the policy, then issues the wakes the batch queued: resolves of a
+ * batch of several faults use *_MODE_DONTWAKE and adjacent ranges are
+ * woken with one UFFDIO_WAKE.  A batch of one fault resolves with the
+ * kernel's own wake (no extra syscall).
+ *
+ * Handler threads block every signal (the program's handlers must not run
+ * on them) and never touch registered memory.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+
+#include "fault.h"
+#include "handler.h"
+#include "kmem.h"
+#include "runtime.h"
+#include "vma.h"
+
+void handler_queue_wake(struct uspf_handler *h, unsigned long start, unsigned long end)
+{
+	struct wake_range *last = h->nr_wakes ? &h->wakes[h->nr_wakes - 1] : NULL;
+
+	/* Fault-around and sequential faults arrive in address order: extend. */
+	if (last && start <= last->end && end >= last->start) {
+		if (start < last->start)
+			last->start = start;
+		if (end > last->end)
+			last->end = end;
+		return;
+	}
+	if (h->nr_wakes == h->max_wakes)
+		handler_flush_wakes(h);
+	h->wakes[h->nr_wakes].start = start;
+	h->wakes[h->nr_wakes].end = end;
+	h->nr_wakes++;
+}
+
+/* Insertion sort: batches are small and nearly sorted; qsort() may malloc. */
+static void wake_sort(struct wake_range *w, unsigned int n)
+{
+	unsigned int i, j;
+
+	for (i = 1; i < n; i++) {
+		struct wake_range x = w[i];
+
+		for (j = i; j > 0 && w[j - 1].start > x.start; j--)
+			w[j] = w[j - 1];
+		w[j] = x;
+	}
+}
+
+void handler_flush_wakes(struct uspf_handler *h)
+{
+	unsigned int i, n = 0;
+
+	if (!h->nr_wakes)
+		return;
+	wake_sort(h->wakes, h->nr_wakes);
+	/* Merge overlapping and adjacent ranges in place. */
+	for (i = 1; i < h->nr_wakes; i++) {
+		if (h->wakes[i].start <= h->wakes[n].end) {
+			if (h->wakes[i].end > h->wakes[n].end)
+				h->wakes[n].end = h->wakes[i].end;
+		} else {
+			h->wakes[++n] = h->wakes[i];
+		}
+	}
+	for (i = 0; i <= n; i++) {
+		uffd_wake(&h->u->uffd, h->wakes[i].start, h->wakes[i].end - h->wakes[i].start);
+		count_event(h, USPF_C_WAKE);
+	}
+	h->nr_wakes = 0;
+}
+
+static void handle_one(struct uspf_handler *h, const struct uffd_msg *msg)
+{
+	struct vm_fault vmf;
+
+	if (msg->event != UFFD_EVENT_PAGEFAULT)
+		return;		/* no non-cooperative events are requested */
+	count_event(h, USPF_C_FAULTS);
+	memset(&vmf, 0, sizeof(vmf));
+	vmf.h = h;
+	vmf.mm = &h->u->mm;
+	vmf.address = (unsigned long)msg->arg.pagefault.address & PAGE_MASK;
+	if (msg->arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WRITE)
+		vmf.flags |= FAULT_FLAG_WRITE;
+	vmf.ptid = (pid_t)msg->arg.pagefault.feat.ptid;
+	h->u->policy->handle_fault(&vmf);
+}
+
+static void handler_loop(struct uspf_handler *h, struct uffd_intake *in)
+{
+	struct uspf *u = h->u;
+	struct uffd_intake_stats prev = { 0 }, cur;
+	struct uffd_msg *msgs;
+	int n, i;
+
+	for (;;) {
+		n = uffd_intake_wait(in, &msgs);
+		uffd_intake_get_stats(in, &cur);
+		count_add(h, USPF_C_INTAKE_READS, cur.reads - prev.reads);
+		count_add(h, USPF_C_INTAKE_ERRORS, cur.errors - prev.errors);
+		prev = cur;
+		if (n <= 0) {
+			h->error = n;
+			return;
+		}
+		h->batch_start_ns = uspf_now_ns();
+		h->dontwake = u->cfg.batch_wake && n > 1;
+		for (i = 0; i < n; i++)
+			handle_one(h, &msgs[i]);
+		handler_flush_wakes(h);
+	}
+}
+
+static void *handler_main(void *arg)
+{
+	struct uspf_handler *h = arg;
+	struct uspf *u = h->u;
+	struct uffd_intake *in;
+	sigset_t all;
+	int ret;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	ret = uffd_intake_create(&in, u->uffd.fd, (enum uffd_intake_kind)u->cfg.intake,
+				 u->cfg.uring_depth, u->cfg.read_batch, u->stop_fd, &u->stop);
+	if (ret) {
+		__atomic_store_n(&h->error, ret, __ATOMIC_RELEASE);
+		return NULL;
+	}
+	__atomic_store_n(&h->intake_kind, (int)uffd_intake_kind(in), __ATOMIC_RELEASE);
+	handler_loop(h, in);
+	uffd_intake_destroy(in);
+	return NULL;
+}
+
+int handler_start(struct uspf *u, struct uspf_handler *h, unsigned int id)
+{
+	pthread_attr_t attr;
+	int ret;
+
+	h->u = u;
+	h->id = id;
+	h->intake_kind = -1;
+	h->max_wakes = u->cfg.read_batch * (u->cfg.intake == USPF_INTAKE_URING ? u->cfg.uring_depth : 1);
+	h->wakes = kmem_map(h->max_wakes * sizeof(*h->wakes));
+	h->buf = kmem_map((size_t)u->cfg.fault_around * PAGE_SIZE);
+	if (!h->wakes || !h->buf)
+		return -ENOMEM;
+	/* Thread stacks come from glibc's internal mmap: never registered. */
+	pthread_attr_init(&attr);
+	ret = pthread_create(&h->thread, &attr, handler_main, h);
+	pthread_attr_destroy(&attr);
+	if (ret)
+		return -ret;
+	h->started = true;
+	return 0;
+}
+
+void handler_join(struct uspf_handler *h)
+{
+	if (h->started)
+		pthread_join(h->thread, NULL);
+	h->started = false;
+	kmem_unmap(h->wakes, h->max_wakes * sizeof(*h->wakes));
+	kmem_unmap(h->buf, (size_t)h->u->cfg.fault_around * PAGE_SIZE);
+	h->wakes = NULL;
+	h->buf = NULL;
+}

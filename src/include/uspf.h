@@ -1,0 +1,170 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * uspf.h - user-space page-fault locking laboratory.
+ *
+ * A runtime (struct uspf) owns one address-space model (an "mm"), one
+ * userfaultfd and a pool of handler threads.  Memory mapped through
+ * uspf_mmap() is registered with the userfaultfd; every fault on it is
+ * resolved by the selected policy, which models one of the kernel's
+ * fault-path locking designs.  uspf_munmap(), uspf_mprotect(),
+ * uspf_mremap() and uspf_madvise() change the real mapping and the model
+ * together under the model's mmap write lock, in the order the kernel would.
+ *
+ * All functions returning int return 0 (or a count) on success and a
+ * negative errno on failure; none of them sets errno.
+ *
+ * Thread safety: every function may be called from any thread of the
+ * process, concurrently, except uspf_destroy() which must be the last call
+ * on its runtime.  Memory returned by uspf_mmap() may be touched by any
+ * thread except the runtime's own handler threads and fill callbacks.
+ */
+#ifndef USPF_H
+#define USPF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define USPF_VERSION_MAJOR 0
+#define USPF_VERSION_MINOR 1
+
+/* Fault-path locking policies: how a fault finds its VMA and keeps it stable. */
+enum uspf_policy_id {
+	USPF_POLICY_SPF = 0,	/* Dufour's speculative page fault (default) */
+	USPF_POLICY_MMAP_LOCK,	/* classic: the mm-wide mmap_lock held for read */
+	USPF_NR_POLICIES
+};
+
+/* How handler threads take fault messages from the userfaultfd. */
+enum uspf_intake {
+	USPF_INTAKE_URING = 0,	/* io_uring reads, several in flight (default) */
+	USPF_INTAKE_POLL,	/* poll(2) + read(2) */
+	USPF_INTAKE_BUSY,	/* spin on non-blocking read(2): lowest latency, burns a CPU */
+	USPF_NR_INTAKES
+};
+
+struct uspf_config {
+	enum uspf_policy_id policy;
+	unsigned int handlers;		/* handler threads; 0: online CPUs (max 256) */
+	enum uspf_intake intake;
+	unsigned int uring_depth;	/* io_uring reads in flight per handler (1..64, default 4) */
+	unsigned int read_batch;	/* fault messages per read (1..64, default 16) */
+	unsigned int fault_around;	/* pages resolved per fault (1 = off, max 512, default 1) */
+	unsigned int hz;		/* jiffies per second (10..10000, default 250) */
+	bool anon_vma_at_mmap;		/* prepare anon_vma at mmap, not at first write fault */
+	bool batch_wake;		/* copy with DONTWAKE, one UFFDIO_WAKE per run (default true) */
+	unsigned int spf_backoff_aborts;	/* spf: aborts in one jiffy that start a backoff (1..1000000, default 8) */
+	unsigned int spf_backoff_jiffies;	/* spf: jiffies the backoff lasts (0..1000, default 1; 0 = off) */
+};
+
+/* How pages of a mapping get their first contents. */
+enum uspf_backing_kind {
+	USPF_BACKING_ZERO = 0,	/* zero-filled pages (UFFDIO_ZEROPAGE) */
+	USPF_BACKING_PATTERN,	/* uspf_pattern_fill(generation, page offset) */
+	USPF_BACKING_FILE,	/* pread(2) from a file; past EOF reads zero */
+	USPF_BACKING_FILL,	/* a user callback */
+	USPF_NR_BACKINGS
+};
+
+/*
+ * A fill callback writes len bytes of content for byte offset `offset` of
+ * the mapping's backing object (offset = page offset * page size) into dst.
+ * It runs on a handler thread: it must not touch memory mapped by uspf.
+ * Return 0, or a negative errno: the faulting thread then gets SIGBUS.
+ */
+typedef int (*uspf_fill_fn)(void *arg, void *dst, uint64_t offset, size_t len);
+
+struct uspf_backing {
+	enum uspf_backing_kind kind;
+	union {
+		struct { uint64_t generation; } pattern;
+		struct { int fd; off_t offset; } file;	/* offset: page aligned */
+		struct { uspf_fill_fn fn; void *arg; } fill;
+	};
+};
+
+/* Counters, named after the kernel's vmstat events where one exists. */
+enum uspf_counter {
+	USPF_C_FAULTS = 0,		/* fault messages handled */
+	USPF_C_PAGES,			/* pages installed (copy or zeropage) */
+	USPF_C_SPF_ATTEMPT,		/* speculative attempts */
+	USPF_C_SPF_SUCCESS,		/* faults committed speculatively */
+	USPF_C_SPF_ABORT_NO_VMA,	/* no VMA at the address */
+	USPF_C_SPF_ABORT_SEQ_ODD,	/* vm_sequence odd: a writer is inside */
+	USPF_C_SPF_ABORT_NOT_ANON,	/* a VMA kind the path does not serve (file) */
+	USPF_C_SPF_ABORT_NO_ANON_VMA,	/* anon_vma not prepared yet */
+	USPF_C_SPF_ABORT_OUTSIDE,	/* address outside the VMA snapshot */
+	USPF_C_SPF_ABORT_SNAPSHOT,	/* vm_sequence changed while snapshotting */
+	USPF_C_SPF_ABORT_VMA_CHANGED,	/* revalidation at the commit point failed */
+	USPF_C_SPF_BACKOFF,		/* speculation skipped: abort storm in this jiffy */
+	USPF_C_MMAP_LOCK_FALLBACK,	/* speculative faults finished under mmap_lock */
+	USPF_C_MMAP_LOCK_FAULT,		/* faults handled under mmap_lock (incl. fallbacks) */
+	USPF_C_ANON_VMA_PREPARE,	/* anon_vma prepared by a fault */
+	USPF_C_RETRY,			/* resolves retried after EAGAIN */
+	USPF_C_EEXIST,			/* page already present: woken */
+	USPF_C_ENOENT,			/* range left the VMA: woken */
+	USPF_C_ESRCH,			/* address space gone */
+	USPF_C_BAD_AREA,		/* no VMA under mmap_lock: woken (SIGSEGV on refault) */
+	USPF_C_FILL_ERROR,		/* backing could not fill: SIGBUS sent */
+	USPF_C_COPY_ERROR,		/* other resolve errors: woken */
+	USPF_C_WAKE,			/* UFFDIO_WAKE calls */
+	USPF_C_FAULT_AROUND_PAGES,	/* extra pages installed by fault-around */
+	USPF_C_INTAKE_READS,		/* reads (io_uring completions or read(2)) with messages */
+	USPF_C_INTAKE_ERRORS,		/* failed or interrupted reads, resubmitted */
+	USPF_C_MMAP_LOCK_CONTENDED,	/* mmap_lock acquisitions that had to wait */
+	USPF_C_VMA_WRITES,		/* vm_write_begin() calls by mapping changes */
+	USPF_NR_COUNTERS
+};
+
+/* Handling-time histogram: log2 buckets of nanoseconds with 8 linear sub-buckets. */
+#define USPF_HIST_SUB 8
+#define USPF_HIST_BUCKETS (64 * USPF_HIST_SUB)
+
+struct uspf_stats {
+	uint64_t counters[USPF_NR_COUNTERS];
+	uint64_t hist[USPF_HIST_BUCKETS];	/* message received -> fault resolved, ns */
+	enum uspf_policy_id policy;
+	enum uspf_intake intake;		/* the intake actually in use */
+	unsigned int handlers;
+	bool user_mode_only;			/* the userfaultfd serves user-mode faults only */
+	uint64_t vmas;				/* VMAs in the model now */
+};
+
+struct uspf;
+
+void uspf_config_init(struct uspf_config *cfg);
+int uspf_config_validate(const struct uspf_config *cfg, char *msg, size_t msglen);
+
+int uspf_create(struct uspf **out, const struct uspf_config *cfg);
+void uspf_destroy(struct uspf *u);
+
+int uspf_mmap(struct uspf *u, void *addr, size_t len, int prot, int flags,
+	      const struct uspf_backing *backing, void **out);
+int uspf_munmap(struct uspf *u, void *addr, size_t len);
+int uspf_mprotect(struct uspf *u, void *addr, size_t len, int prot);
+int uspf_mremap(struct uspf *u, void *old_addr, size_t old_len, size_t new_len,
+		int flags, void *new_addr, void **out);
+int uspf_madvise(struct uspf *u, void *addr, size_t len, int advice);
+
+int uspf_stats(struct uspf *u, struct uspf_stats *st);
+const char *uspf_counter_name(enum uspf_counter c);
+uint64_t uspf_stats_percentile(const struct uspf_stats *st, double pct);
+
+const char *uspf_policy_name(enum uspf_policy_id p);
+int uspf_policy_from_name(const char *name, enum uspf_policy_id *out);
+const char *uspf_intake_name(enum uspf_intake i);
+int uspf_intake_from_name(const char *name, enum uspf_intake *out);
+
+/* The pattern backing's content: a function of (generation, page offset). */
+void uspf_pattern_fill(uint64_t generation, uint64_t pgoff, void *page);
+bool uspf_pattern_check(uint64_t generation, uint64_t pgoff, const void *page);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

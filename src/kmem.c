@@ -1,0 +1,155 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * kmem.c - the runtime's own memory: raw-syscall mappings and a small slab
+ * allocator on top of them (see kmem.h for why not malloc).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "kmem.h"
+
+#define KMEM_SLAB_SIZE	(64u * 1024)
+
+static size_t page_round(size_t len)
+{
+	size_t pg = 4096;
+
+	return (len + pg - 1) & ~(pg - 1);
+}
+
+void *kmem_map(size_t len)
+{
+	int saved = errno;
+	long p;
+
+	/* The raw syscall: an interposed mmap() must never see runtime memory. */
+	p = syscall(SYS_mmap, NULL, page_round(len), PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	errno = saved;
+	return p == -1 ? NULL : (void *)p;
+}
+
+void kmem_unmap(void *p, size_t len)
+{
+	int saved = errno;
+
+	if (p)
+		syscall(SYS_munmap, p, page_round(len));
+	errno = saved;
+}
+
+struct kmem_free {
+	struct kmem_free *next;
+};
+
+struct kmem_slab {
+	struct kmem_slab *next;
+};
+
+struct kmem_cache {
+	pthread_mutex_t lock;
+	const char *name;
+	size_t size;		/* object size, rounded to align */
+	size_t first;		/* offset of the first object in a slab */
+	struct kmem_free *free;	/* free objects */
+	struct kmem_slab *slabs;
+	size_t in_use;
+};
+
+struct kmem_cache *kmem_cache_create(const char *name, size_t size, size_t align)
+{
+	struct kmem_cache *c;
+
+	if (align < sizeof(void *))
+		align = sizeof(void *);
+	if (align & (align - 1) || size == 0 || size > KMEM_SLAB_SIZE / 4) {
+		errno = EINVAL;
+		return NULL;
+	}
+	c = kmem_map(sizeof(*c));
+	if (!c)
+		return NULL;
+	pthread_mutex_init(&c->lock, NULL);
+	c->name = name;
+	c->size = (size + align - 1) & ~(align - 1);
+	c->first = (sizeof(struct kmem_slab) + align - 1) & ~(align - 1);
+	return c;
+}
+
+/* Carve a new slab into free objects; called with c->lock held. */
+static int kmem_cache_grow(struct kmem_cache *c)
+{
+	struct kmem_slab *slab = kmem_map(KMEM_SLAB_SIZE);
+	size_t off;
+
+	if (!slab)
+		return -ENOMEM;
+	slab->next = c->slabs;
+	c->slabs = slab;
+	for (off = c->first; off + c->size <= KMEM_SLAB_SIZE; off += c->size) {
+		struct kmem_free *f = (struct kmem_free *)((char *)slab + off);
+
+		f->next = c->free;
+		c->free = f;
+	}
+	return 0;
+}
+
+void *kmem_cache_alloc(struct kmem_cache *c)
+{
+	struct kmem_free *f;
+
+	pthread_mutex_lock(&c->lock);
+	if (!c->free && kmem_cache_grow(c)) {
+		pthread_mutex_unlock(&c->lock);
+		return NULL;
+	}
+	f = c->free;
+	c->free = f->next;
+	c->in_use++;
+	pthread_mutex_unlock(&c->lock);
+	memset(f, 0, c->size);
+	return f;
+}
+
+void kmem_cache_free(struct kmem_cache *c, void *obj)
+{
+	struct kmem_free *f = obj;
+
+	if (!obj)
+		return;
+	pthread_mutex_lock(&c->lock);
+	f->next = c->free;
+	c->free = f;
+	c->in_use--;
+	pthread_mutex_unlock(&c->lock);
+}
+
+size_t kmem_cache_in_use(struct kmem_cache *c)
+{
+	size_t n;
+
+	pthread_mutex_lock(&c->lock);
+	n = c->in_use;
+	pthread_mutex_unlock(&c->lock);
+	return n;
+}
+
+void kmem_cache_destroy(struct kmem_cache *c)
+{
+	struct kmem_slab *s, *next;
+
+	if (!c)
+		return;
+	for (s = c->slabs; s; s = next) {
+		next = s->next;
+		kmem_unmap(s, KMEM_SLAB_SIZE);
+	}
+	pthread_mutex_destroy(&c->lock);
+	kmem_unmap(c, sizeof(*c));
+}

@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * kmem.h - the runtime's own memory, never through malloc.
+ *
+ * Under `uspf run` malloc itself may be served by uspf-registered memory:
+ * a handler thread that touched it would wait for itself.  So everything
+ * the runtime allocates comes from anonymous memory mapped with the raw
+ * mmap syscall (never an interposed wrapper) and never registered.
+ *
+ * kmem_cache follows the kernel's slab API: fixed-size objects, a free list
+ * per cache, slabs never returned until the cache is destroyed.
+ * All functions are thread-safe.
+ */
+#ifndef USPF_KMEM_H
+#define USPF_KMEM_H
+
+#include <stddef.h>
+
+/* Map len bytes (rounded up to pages) of zeroed private memory; NULL on failure. */
+void *kmem_map(size_t len);
+void kmem_unmap(void *p, size_t len);
+
+struct kmem_cache;
+
+struct kmem_cache *kmem_cache_create(const char *name, size_t size, size_t align);
+void *kmem_cache_alloc(struct kmem_cache *c);	/* zeroed; NULL on failure */
+void kmem_cache_free(struct kmem_cache *c, void *obj);
+/* Objects allocated and not yet freed (for leak checks). */
+size_t kmem_cache_in_use(struct kmem_cache *c);
+void kmem_cache_destroy(struct kmem_cache *c);
+
+#endif

@@ -1,0 +1,518 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * mapping.c - the writers: uspf_mmap, uspf_munmap, uspf_mprotect,
+ * uspf_mremap, uspf_madvise.
+ *
+ * Each takes the mmap write lock and changes the real mapping and the
+ * model together, in the kernel's order (mm/mmap.c, mm/vma.c,
+ * mm/mprotect.c, mm/mremap.c, mm/madvise.c): VMA fields and page-table
+ * zaps change only inside vm_write_begin()/vm_write_end(); a removed VMA is
+ * erased from the index, then marked detached, then freed after a grace
+ * period; the real syscall that zaps runs with the range's PTLs held, so a
+ * speculative commit either lands before it or sees the sequence change.
+ */
+#include <errno.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "backing.h"
+#include "runtime.h"
+#include "vma.h"
+
+#define USPF_MAP_ACCEPTED (MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_FIXED_NOREPLACE | MAP_NORESERVE)
+
+/*
+ * The raw syscalls: under `uspf run` the libc wrappers are interposed and
+ * would re-enter the runtime.
+ */
+static long sys_mmap(unsigned long addr, size_t len, int prot, int flags)
+{
+	return syscall(SYS_mmap, addr, len, prot, flags, -1, 0);
+}
+
+static int sys_ret(long r)
+{
+	return r < 0 ? -errno : 0;
+}
+
+static bool range_valid(unsigned long start, size_t len)
+{
+	return !(start & ~PAGE_MASK) && len && start + len > start;
+}
+
+static size_t page_align(size_t len)
+{
+	return (len + PAGE_SIZE - 1) & PAGE_MASK;
+}
+
+static unsigned long vm_flags_of(int prot)
+{
+	unsigned long f = VM_UFFD_MISSING;
+
+	if (prot & PROT_READ)
+		f |= VM_READ;
+	if (prot & PROT_WRITE)
+		f |= VM_WRITE;
+	if (prot & PROT_EXEC)
+		f |= VM_EXEC;
+	return f;
+}
+
+/* find_vma(): the first VMA ending above addr. */
+static struct uspf_vma *find_vma(struct uspf_mm *mm, unsigned long addr)
+{
+	return vma_index_find(&mm->index, addr, NULL, NULL);
+}
+
+/* Insert a fully set-up VMA: only now can a lock-free fault find it. */
+static int vma_attach(struct uspf_mm *mm, struct uspf_vma *vma)
+{
+	int ret = vma_index_insert(&mm->index, vma->vm_start, vma->vm_end, vma);
+
+	if (ret)
+		return ret;
+	atomic_store_explicit(&vma->detached, false, memory_order_release);
+	return 0;
+}
+
+/* Erase, then mark dead: the order Dufour's series used (RB_CLEAR_NODE after erase). */
+static void vma_detach(struct uspf_mm *mm, struct uspf_vma *vma)
+{
+	vma_index_erase(&mm->index, vma->vm_start);
+	atomic_store_explicit(&vma->detached, true, memory_order_release);
+}
+
+/*
+ * __split_vma(): vma keeps [vm_start, addr), a new VMA gets [addr, vm_end)
+ * with the same identity (backing, pgoff of each page, anon_vma).
+ */
+static int split_vma(struct uspf_mm *mm, struct uspf_vma *vma, unsigned long addr)
+{
+	struct uspf_vma *new = vm_area_dup(vma);
+	unsigned long old_end = vma->vm_end;
+	int ret;
+
+	if (!new)
+		return -ENOMEM;
+	new->vm_start = addr;
+	new->vm_pgoff = vma->vm_pgoff + ((addr - vma->vm_start) >> PAGE_SHIFT);
+	vm_write_begin(vma);
+	CMM_STORE_SHARED(vma->vm_end, addr);
+	vma_index_set_range(&mm->index, vma->vm_start, vma->vm_start, addr);
+	ret = vma_attach(mm, new);
+	if (ret) {
+		CMM_STORE_SHARED(vma->vm_end, old_end);
+		vma_index_set_range(&mm->index, vma->vm_start, vma->vm_start, old_end);
+	}
+	vm_write_end(vma);
+	if (ret)
+		vm_area_free(new);
+	return ret;
+}
+
+/* Make start and end VMA boundaries (where a VMA spans them). */
+static int split_at_edges(struct uspf_mm *mm, unsigned long start, unsigned long end)
+{
+	struct uspf_vma *vma = find_vma(mm, start);
+	int ret;
+
+	if (vma && vma->vm_start < start && vma->vm_end > start) {
+		ret = split_vma(mm, vma, start);
+		if (ret)
+			return ret;
+	}
+	vma = find_vma(mm, end - 1);
+	if (vma && vma->vm_start < end && vma->vm_end > end)
+		return split_vma(mm, vma, end);
+	return 0;
+}
+
+/*
+ * First half of do_vmi_munmap(): split at the edges, then write-enter
+ * every VMA inside [start, end) (vm_sequence odd) and list them.  The
+ * caller zaps the real memory, then detach_finish() erases them from the
+ * index, marks them dead and frees them after a grace period; or, if the
+ * zap failed, detach_cancel() leaves them as they were.
+ */
+static int detach_range(struct uspf_mm *mm, unsigned long start, unsigned long end,
+			struct uspf_vma **gone)
+{
+	struct uspf_vma *vma, **tail = gone;
+	unsigned long addr = start;
+	int ret;
+
+	*gone = NULL;
+	ret = split_at_edges(mm, start, end);
+	if (ret)
+		return ret;
+	while (addr < end && (vma = find_vma(mm, addr)) && vma->vm_start < end) {
+		vm_write_begin(vma);
+		vma->detach_next = NULL;
+		*tail = vma;
+		tail = &vma->detach_next;
+		addr = vma->vm_end;
+	}
+	return 0;
+}
+
+static void detach_finish(struct uspf_mm *mm, struct uspf_vma *gone)
+{
+	struct uspf_vma *next;
+
+	for (; gone; gone = next) {
+		next = gone->detach_next;
+		vma_detach(mm, gone);
+		vm_write_end(gone);
+		vm_area_free_rcu(gone);
+	}
+}
+
+static void detach_cancel(struct uspf_vma *gone)
+{
+	for (; gone; gone = gone->detach_next)
+		vm_write_end(gone);
+}
+
+/* Zap the listed VMAs' memory, PTLs held. */
+static void zap_listed(struct uspf_mm *mm, struct uspf_vma *gone)
+{
+	for (; gone; gone = gone->detach_next) {
+		ptl_lock_range(&mm->ptl, gone->vm_start, gone->vm_end);
+		syscall(SYS_munmap, gone->vm_start, gone->vm_end - gone->vm_start);
+		ptl_unlock_range(&mm->ptl, gone->vm_start, gone->vm_end);
+	}
+}
+
+/* do_vmi_munmap() of the model's VMAs in [start, end). */
+static int unmap_range(struct uspf_mm *mm, unsigned long start, unsigned long end)
+{
+	struct uspf_vma *gone;
+	int ret = detach_range(mm, start, end, &gone);
+
+	if (ret)
+		return ret;
+	zap_listed(mm, gone);
+	detach_finish(mm, gone);
+	return 0;
+}
+
+static int mmap_check(size_t len, int prot, int flags, const struct uspf_backing *backing)
+{
+	if (!len || len > (size_t)1 << 46)
+		return -EINVAL;
+	if (prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC))
+		return -EINVAL;
+	if (!(flags & MAP_PRIVATE) || (flags & ~USPF_MAP_ACCEPTED))
+		return -EINVAL;		/* private mappings only: no MAP_SHARED, no MAP_POPULATE */
+	return backing ? backing_validate(backing) : 0;
+}
+
+/*
+ * MAP_FIXED over memory a thread may be touching: map it PROT_NONE,
+ * register, then give it its protection, so a touch in between faults
+ * (SIGSEGV) rather than reading kernel zero pages as if they were ours.
+ */
+static long map_fixed(struct uspf *u, unsigned long addr, size_t len, int prot, int flags)
+{
+	struct uspf_mm *mm = &u->mm;
+	struct uspf_vma *gone;
+	long p;
+	int ret;
+
+	ret = detach_range(mm, addr, addr + len, &gone);
+	if (ret)
+		return ret;
+	ptl_lock_range(&mm->ptl, addr, addr + len);
+	p = sys_mmap(addr, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED |
+		     (flags & MAP_NORESERVE));
+	ptl_unlock_range(&mm->ptl, addr, addr + len);
+	if (p < 0) {
+		ret = -errno;
+		detach_cancel(gone);	/* the old memory is still there */
+		return ret;
+	}
+	detach_finish(mm, gone);
+	ret = uffd_register(&u->uffd, addr, len);
+	if (!ret && prot != PROT_NONE && syscall(SYS_mprotect, addr, len, prot))
+		ret = -errno;
+	if (ret) {
+		syscall(SYS_munmap, addr, len);
+		return ret;
+	}
+	return (long)addr;
+}
+
+static long map_new(struct uspf *u, unsigned long hint, size_t len, int prot, int flags)
+{
+	long p = sys_mmap(hint, len, prot, MAP_PRIVATE | MAP_ANONYMOUS |
+			  (flags & (MAP_FIXED_NOREPLACE | MAP_NORESERVE)));
+	int ret;
+
+	if (p < 0)
+		return -errno;
+	ret = uffd_register(&u->uffd, (unsigned long)p, len);
+	if (ret) {
+		syscall(SYS_munmap, p, len);
+		return ret;
+	}
+	return p;
+}
+
+int uspf_mmap(struct uspf *u, void *addr, size_t len, int prot, int flags,
+	      const struct uspf_backing *backing, void **out)
+{
+	struct uspf_backing zero = { .kind = USPF_BACKING_ZERO };
+	struct uspf_mm *mm;
+	struct uspf_vma *vma;
+	long p;
+	int ret;
+
+	if (!u || !out)
+		return -EINVAL;
+	ret = mmap_check(len, prot, flags, backing);
+	if (ret)
+		return ret;
+	len = page_align(len);
+	if ((flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) && !range_valid((unsigned long)addr, len))
+		return -EINVAL;
+	if (!backing)
+		backing = &zero;
+	mm = &u->mm;
+	vma = vm_area_alloc(mm);
+	if (!vma)
+		return -ENOMEM;
+	mmap_write_lock(mm);
+	if (flags & MAP_FIXED)
+		p = map_fixed(u, (unsigned long)addr, len, prot, flags);
+	else
+		p = map_new(u, (unsigned long)addr, len, prot, flags);
+	if (p < 0) {
+		mmap_write_unlock(mm);
+		vm_area_free(vma);
+		return (int)p;
+	}
+	vma->vm_start = (unsigned long)p;
+	vma->vm_end = (unsigned long)p + len;
+	vma->vm_pgoff = backing_first_pgoff(backing);
+	vma->vm_prot = prot;
+	vma->vm_flags = vm_flags_of(prot);
+	vma->backing = *backing;
+	ret = mm->anon_vma_at_mmap ? anon_vma_prepare(vma) : 0;
+	if (!ret)
+		ret = vma_attach(mm, vma);
+	if (ret) {
+		uffd_unregister(&u->uffd, (unsigned long)p, len);
+		syscall(SYS_munmap, p, len);
+		mmap_write_unlock(mm);
+		vm_area_free(vma);
+		return ret;
+	}
+	mmap_write_unlock(mm);
+	*out = (void *)p;
+	return 0;
+}
+
+int uspf_munmap(struct uspf *u, void *addr, size_t len)
+{
+	unsigned long start = (unsigned long)addr;
+	int ret;
+
+	if (!u || !range_valid(start, len))
+		return -EINVAL;
+	len = page_align(len);
+	mmap_write_lock(&u->mm);
+	ret = unmap_range(&u->mm, start, start + len);
+	mmap_write_unlock(&u->mm);
+	return ret;
+}
+
+/* Is [start, end) covered by VMAs with no hole?  (-ENOMEM otherwise, as the kernel.) */
+static bool range_mapped(struct uspf_mm *mm, unsigned long start, unsigned long end)
+{
+	unsigned long addr = start;
+	struct uspf_vma *vma;
+
+	while (addr < end) {
+		vma = find_vma(mm, addr);
+		if (!vma || vma->vm_start > addr)
+			return false;
+		addr = vma->vm_end;
+	}
+	return true;
+}
+
+/* vm_write_begin() every VMA in [start, end) (or _end() them). */
+static void write_range(struct uspf_mm *mm, unsigned long start, unsigned long end, bool begin)
+{
+	struct uspf_vma *vma;
+	unsigned long addr = start;
+
+	while (addr < end && (vma = find_vma(mm, addr)) && vma->vm_start < end) {
+		if (begin)
+			vm_write_begin(vma);
+		else
+			vm_write_end(vma);
+		addr = vma->vm_end;
+	}
+}
+
+int uspf_mprotect(struct uspf *u, void *addr, size_t len, int prot)
+{
+	unsigned long start = (unsigned long)addr, end, a;
+	struct uspf_mm *mm;
+	struct uspf_vma *vma;
+	int ret;
+
+	if (!u || !range_valid(start, len) || (prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC)))
+		return -EINVAL;
+	mm = &u->mm;
+	end = start + page_align(len);
+	mmap_write_lock(mm);
+	if (!range_mapped(mm, start, end)) {
+		mmap_write_unlock(mm);
+		return -ENOMEM;
+	}
+	ret = split_at_edges(mm, start, end);
+	if (ret)
+		goto out;
+	write_range(mm, start, end, true);
+	ptl_lock_range(&mm->ptl, start, end);
+	ret = sys_ret(syscall(SYS_mprotect, start, end - start, prot));
+	ptl_unlock_range(&mm->ptl, start, end);
+	for (a = start; !ret && a < end; a = vma->vm_end) {
+		vma = find_vma(mm, a);
+		CMM_STORE_SHARED(vma->vm_prot, prot);
+		CMM_STORE_SHARED(vma->vm_flags, vm_flags_of(prot));
+	}
+	write_range(mm, start, end, false);
+out:
+	mmap_write_unlock(mm);
+	return ret;
+}
+
+int uspf_madvise(struct uspf *u, void *addr, size_t len, int advice)
+{
+	unsigned long start = (unsigned long)addr, end;
+	struct uspf_mm *mm;
+	int ret;
+
+	if (!u || !range_valid(start, len))
+		return -EINVAL;
+	if (advice != MADV_DONTNEED)
+		return -EINVAL;		/* the one advice that changes what a fault sees */
+	mm = &u->mm;
+	end = start + page_align(len);
+	/*
+	 * The kernel zaps under mmap_lock read; Dufour's series wraps the zap
+	 * in vm_write_begin(), which needs writers serialised: write lock here.
+	 */
+	mmap_write_lock(mm);
+	if (!range_mapped(mm, start, end)) {
+		mmap_write_unlock(mm);
+		return -ENOMEM;
+	}
+	write_range(mm, start, end, true);
+	ptl_lock_range(&mm->ptl, start, end);
+	ret = sys_ret(syscall(SYS_madvise, start, end - start, MADV_DONTNEED));
+	ptl_unlock_range(&mm->ptl, start, end);
+	write_range(mm, start, end, false);
+	mmap_write_unlock(mm);
+	return ret;
+}
+
+/* mremap() that moved [old, old+old_len) to [new, new+new_len): a new VMA, the old detached. */
+static int mremap_moved(struct uspf *u, struct uspf_vma *vma, unsigned long new, size_t new_len)
+{
+	struct uspf_mm *mm = &u->mm;
+	struct uspf_vma *moved = vm_area_dup(vma);
+	int ret;
+
+	if (!moved)
+		return -ENOMEM;
+	moved->vm_start = new;
+	moved->vm_end = new + new_len;
+	/*
+	 * Without UFFD_FEATURE_EVENT_REMAP the kernel drops the registration
+	 * of the moved range (mremap_userfaultfd_prep()): register it again.
+	 */
+	ret = uffd_register(&u->uffd, new, new_len);
+	if (!ret)
+		ret = vma_attach(mm, moved);
+	vma->detach_next = NULL;
+	detach_finish(mm, vma);	/* ends the write section begun by the caller */
+	if (ret) {
+		/* The memory moved but cannot be served: take it away whole. */
+		syscall(SYS_munmap, new, new_len);
+		vm_area_free(moved);
+	}
+	return ret;
+}
+
+int uspf_mremap(struct uspf *u, void *old_addr, size_t old_len, size_t new_len,
+		int flags, void *new_addr, void **out)
+{
+	unsigned long old = (unsigned long)old_addr, newa = (unsigned long)new_addr;
+	struct uspf_mm *mm;
+	struct uspf_vma *vma;
+	long p;
+	int ret;
+
+	if (!u || !out || !range_valid(old, old_len) || !new_len)
+		return -EINVAL;
+	if (flags & ~(MREMAP_MAYMOVE | MREMAP_FIXED))
+		return -EINVAL;
+	if ((flags & MREMAP_FIXED) && (!(flags & MREMAP_MAYMOVE) || !range_valid(newa, new_len)))
+		return -EINVAL;
+	old_len = page_align(old_len);
+	new_len = page_align(new_len);
+	if ((flags & MREMAP_FIXED) && newa < old + old_len && old < newa + new_len)
+		return -EINVAL;	/* the kernel refuses overlapping moves */
+	mm = &u->mm;
+	mmap_write_lock(mm);
+	vma = find_vma(mm, old);
+	if (!vma || vma->vm_start > old || vma->vm_end < old + old_len) {
+		ret = -EFAULT;
+		goto out;
+	}
+	if (!(flags & MREMAP_FIXED) && new_len <= old_len) {
+		/* Shrink in place: unmap the tail. */
+		ret = unmap_range(mm, old + new_len, old + old_len);
+		if (!ret)
+			*out = old_addr;
+		goto out;
+	}
+	if (flags & MREMAP_FIXED) {
+		/* The kernel unmaps the target first; so does the model. */
+		ret = unmap_range(mm, newa, newa + new_len);
+		if (ret)
+			goto out;
+	}
+	ret = split_at_edges(mm, old, old + old_len);
+	if (ret)
+		goto out;
+	vma = find_vma(mm, old);
+	vm_write_begin(vma);
+	ptl_lock_range(&mm->ptl, old, old + old_len);
+	p = syscall(SYS_mremap, old, old_len, new_len, flags, newa);
+	ret = p == -1 ? -errno : 0;
+	ptl_unlock_range(&mm->ptl, old, old + old_len);
+	if (ret) {
+		vm_write_end(vma);
+		goto out;
+	}
+	if ((unsigned long)p == old) {
+		/* Grown in place: the expanded VMA keeps its registration. */
+		CMM_STORE_SHARED(vma->vm_end, old + new_len);
+		vma_index_set_range(&mm->index, old, old, old + new_len);
+		vm_write_end(vma);
+		ret = uffd_register(&u->uffd, old, new_len);
+	} else {
+		ret = mremap_moved(u, vma, (unsigned long)p, new_len);
+	}
+	if (!ret)
+		*out = (void *)p;
+out:
+	mmap_write_unlock(mm);
+	return ret;
+}

@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * policy.h - fault-path locking policies: one operations table, one file
+ * per policy (the liburcu habit: flavours behind one API).
+ *
+ * A policy's handle_fault() must end every fault with vmf_end() (or one of
+ * its variants): a copy, or a wake.  Nothing else may happen to a fault.
+ */
+#ifndef USPF_POLICY_H
+#define USPF_POLICY_H
+
+#include "uspf.h"
+
+struct vm_fault;
+
+struct uspf_policy {
+	const char *name;
+	enum uspf_policy_id id;
+	const char *models;		/* one line: what kernel design it models */
+	void (*handle_fault)(struct vm_fault *vmf);
+};
+
+extern const struct uspf_policy policy_spf;
+extern const struct uspf_policy policy_mmap_lock;
+
+const struct uspf_policy *policy_get(enum uspf_policy_id id);
+
+/*
+ * The classic path, every policy's fallback: do_user_addr_fault() ->
+ * handle_mm_fault() with mmap_lock held for read.
+ */
+void do_fault_mmap_lock(struct vm_fault *vmf);
+
+#endif

@@ -1,0 +1,190 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * runtime.c - create and destroy a runtime; statistics.
+ */
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "kmem.h"
+#include "runtime.h"
+#include "vma.h"
+
+/* What uspf asks of the kernel: the faulting thread's id (for SIGBUS). */
+#define USPF_UFFD_FEATURES UFFD_FEATURE_THREAD_ID
+
+static unsigned int online_cpus(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (n < 1)
+		return 1;
+	return n > USPF_MAX_HANDLERS ? USPF_MAX_HANDLERS : (unsigned int)n;
+}
+
+static void stop_handlers(struct uspf *u)
+{
+	uint64_t one = 1;
+	unsigned int i;
+
+	atomic_store(&u->stop, true);
+	if (u->stop_fd >= 0 && write(u->stop_fd, &one, sizeof(one)) < 0)
+		(void)0;	/* an eventfd write only fails on overflow */
+	for (i = 0; i < u->nr_handlers; i++)
+		handler_join(&u->handlers[i]);
+}
+
+static int start_handlers(struct uspf *u)
+{
+	unsigned int i;
+	int ret;
+
+	for (i = 0; i < u->nr_handlers; i++) {
+		ret = handler_start(u, &u->handlers[i], i);
+		if (ret)
+			return ret;
+	}
+	/* Wait until each handler has its intake, so a failure shows here. */
+	for (i = 0; i < u->nr_handlers; i++) {
+		while (__atomic_load_n(&u->handlers[i].intake_kind, __ATOMIC_ACQUIRE) < 0 &&
+		       !__atomic_load_n(&u->handlers[i].error, __ATOMIC_ACQUIRE))
+			sched_yield();
+		if (u->handlers[i].error)
+			return u->handlers[i].error;
+	}
+	return 0;
+}
+
+static void runtime_free(struct uspf *u)
+{
+	if (u->handlers)
+		kmem_unmap(u->handlers, u->nr_handlers * sizeof(*u->handlers));
+	if (u->zero_area)
+		kmem_unmap((void *)u->zero_area, (size_t)u->cfg.fault_around * PAGE_SIZE);
+	if (u->stop_fd >= 0)
+		close(u->stop_fd);
+	kmem_unmap(u, sizeof(*u));
+}
+
+int uspf_create(struct uspf **out, const struct uspf_config *cfg)
+{
+	struct uspf_config def;
+	struct uspf *u;
+	int ret;
+
+	if (!out)
+		return -EINVAL;
+	if (!cfg) {
+		uspf_config_init(&def);
+		cfg = &def;
+	}
+	ret = uspf_config_validate(cfg, NULL, 0);
+	if (ret)
+		return ret;
+	ret = vma_cache_init();
+	if (ret)
+		return ret;
+	u = kmem_map(sizeof(*u));
+	if (!u)
+		return -ENOMEM;
+	u->cfg = *cfg;
+	u->stop_fd = -1;
+	u->policy = policy_get(cfg->policy);
+	u->nr_handlers = cfg->handlers ? cfg->handlers : online_cpus();
+	u->handlers = kmem_map(u->nr_handlers * sizeof(*u->handlers));
+	/* Never written: UFFDIO_COPY from it installs zeroed writable pages. */
+	u->zero_area = kmem_map((size_t)cfg->fault_around * PAGE_SIZE);
+	u->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (!u->handlers || !u->zero_area || u->stop_fd < 0) {
+		ret = u->stop_fd < 0 ? -errno : -ENOMEM;
+		runtime_free(u);
+		return ret;
+	}
+	ret = uffd_open(&u->uffd, USPF_UFFD_FEATURES, stderr);
+	if (ret) {
+		runtime_free(u);
+		return ret;
+	}
+	ret = mm_init(&u->mm, &u->uffd, cfg->hz, cfg->anon_vma_at_mmap,
+		      cfg->spf_backoff_aborts, cfg->spf_backoff_jiffies);
+	if (ret) {
+		uffd_close(&u->uffd);
+		runtime_free(u);
+		return ret;
+	}
+	ret = start_handlers(u);
+	if (ret) {
+		stop_handlers(u);
+		mm_destroy(&u->mm);
+		uffd_close(&u->uffd);
+		runtime_free(u);
+		return ret;
+	}
+	*out = u;
+	return 0;
+}
+
+/* exit_mmap(): unregister and unmap every VMA left, then free the model. */
+static void unmap_all(struct uspf *u)
+{
+	struct uspf_mm *mm = &u->mm;
+	struct uspf_vma *vma;
+
+	mmap_write_lock(mm);
+	while ((vma = vma_index_find(&mm->index, 0, NULL, NULL))) {
+		vm_write_begin(vma);
+		uffd_unregister(&u->uffd, vma->vm_start, vma->vm_end - vma->vm_start);
+		syscall(SYS_munmap, vma->vm_start, vma->vm_end - vma->vm_start);
+		vma_index_erase(&mm->index, vma->vm_start);
+		atomic_store_explicit(&vma->detached, true, memory_order_release);
+		vm_write_end(vma);
+		vm_area_free_rcu(vma);
+	}
+	mmap_write_unlock(mm);
+}
+
+void uspf_destroy(struct uspf *u)
+{
+	if (!u)
+		return;
+	stop_handlers(u);
+	unmap_all(u);
+	rcu_barrier();		/* every call_rcu() of this mm has run */
+	mm_destroy(&u->mm);
+	uffd_close(&u->uffd);
+	runtime_free(u);
+}
+
+int uspf_stats(struct uspf *u, struct uspf_stats *st)
+{
+	unsigned int i, c, b;
+
+	if (!u || !st)
+		return -EINVAL;
+	memset(st, 0, sizeof(*st));
+	for (i = 0; i < u->nr_handlers; i++) {
+		struct uspf_handler *h = &u->handlers[i];
+
+		for (c = 0; c < USPF_NR_COUNTERS; c++)
+			st->counters[c] += __atomic_load_n(&h->counters[c], __ATOMIC_RELAXED);
+		for (b = 0; b < USPF_HIST_BUCKETS; b++)
+			st->hist[b] += __atomic_load_n(&h->hist[b], __ATOMIC_RELAXED);
+	}
+	st->counters[USPF_C_MMAP_LOCK_CONTENDED] =
+		atomic_load_explicit(&u->mm.mmap_lock.contended, memory_order_relaxed);
+	st->counters[USPF_C_VMA_WRITES] =
+		atomic_load_explicit(&u->mm.vma_writes, memory_order_relaxed);
+	st->policy = u->cfg.policy;
+	st->intake = u->handlers[0].intake_kind >= 0 ?
+		     (enum uspf_intake)u->handlers[0].intake_kind : u->cfg.intake;
+	st->handlers = u->nr_handlers;
+	st->user_mode_only = u->uffd.how == UFFD_VIA_SYSCALL_USER_ONLY;
+	mmap_read_lock(&u->mm);
+	st->vmas = vma_index_count(&u->mm.index);
+	mmap_read_unlock(&u->mm);
+	return 0;
+}

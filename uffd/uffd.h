@@ -1,0 +1,108 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * uffd.h - the userfaultfd layer.
+ *
+ * Opens a userfaultfd, registers address ranges, resolves faults (copy,
+ * zeropage, wake) and takes fault messages in (io_uring, poll, busy-poll).
+ * It knows addresses and pages, nothing of VMAs or locking policies.
+ *
+ * Every function returns a non-negative value on success and a negative
+ * errno on failure; errno itself is preserved.
+ *
+ * Rule for callers: the kernel wakes a faulting thread only when a copy or
+ * zeropage without DONTWAKE succeeds.  After any failure, or after a
+ * DONTWAKE resolve, the caller must uffd_wake() the range, or the faulting
+ * thread sleeps forever.
+ */
+#ifndef USPF_UFFD_H
+#define USPF_UFFD_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <linux/userfaultfd.h>
+
+/* How the file descriptor was obtained. */
+enum uffd_open_how {
+	UFFD_VIA_DEV = 0,		/* /dev/userfaultfd, USERFAULTFD_IOC_NEW */
+	UFFD_VIA_SYSCALL,		/* userfaultfd(2) */
+	UFFD_VIA_SYSCALL_USER_ONLY,	/* userfaultfd(2) with UFFD_USER_MODE_ONLY */
+};
+
+struct uffd {
+	int fd;				/* O_CLOEXEC | O_NONBLOCK */
+	enum uffd_open_how how;
+	uint64_t features;		/* granted by UFFDIO_API */
+};
+
+/*
+ * Open a userfaultfd: /dev/userfaultfd, else userfaultfd(2), else
+ * userfaultfd(2) with UFFD_USER_MODE_ONLY.  In the last case one line
+ * saying what that costs is written to `warn` (if not NULL): faults the
+ * kernel itself takes on registered pages (read(2) into them) fail with
+ * EFAULT.  `want` is the feature set to request; features the kernel lacks
+ * are dropped (see uffd_probe_features()).
+ */
+int uffd_open(struct uffd *u, uint64_t want, FILE *warn);
+void uffd_close(struct uffd *u);
+const char *uffd_open_how_name(enum uffd_open_how how);
+
+/* Features the kernel offers, probed on a throw-away fd. */
+int uffd_probe_features(uint64_t *features);
+
+/* Register / unregister [start, start+len) for missing-page faults. */
+int uffd_register(struct uffd *u, unsigned long start, size_t len);
+int uffd_unregister(struct uffd *u, unsigned long start, size_t len);
+
+/*
+ * Resolve: copy len bytes from src to dst (page aligned, several pages
+ * allowed), or install zero pages.  Returns the number of bytes installed
+ * (> 0; less than len when the kernel stopped at a page already present)
+ * or a negative errno: -EEXIST (first page present), -ENOENT (range no
+ * longer in one registered VMA), -EAGAIN (a non-cooperative event is
+ * pending; nothing installed), -ESRCH (the mm is gone), others.
+ */
+long uffd_copy(struct uffd *u, unsigned long dst, const void *src, size_t len,
+	       bool dontwake);
+long uffd_zeropage(struct uffd *u, unsigned long dst, size_t len, bool dontwake);
+int uffd_wake(struct uffd *u, unsigned long start, size_t len);
+
+/* ---- intake ---- */
+
+enum uffd_intake_kind {
+	UFFD_INTAKE_URING = 0,
+	UFFD_INTAKE_POLL,
+	UFFD_INTAKE_BUSY,
+};
+
+struct uffd_intake_stats {
+	uint64_t reads;		/* completions or read(2) calls that returned messages */
+	uint64_t errors;	/* -EINTR, -EAGAIN and other failed reads, resubmitted */
+};
+
+struct uffd_intake;
+
+/*
+ * Create an intake for the calling thread (io_uring is created
+ * SINGLE_ISSUER in the thread that submits, so call this from the handler
+ * thread).  `depth` reads in flight (io_uring only), each with room for
+ * `batch` messages.  The intake stops when *stop becomes true and stop_fd
+ * (an eventfd) is written.  If io_uring cannot be set up, the poll intake
+ * is used instead: uffd_intake_kind() tells which one runs.
+ */
+int uffd_intake_create(struct uffd_intake **out, int uffd_fd,
+		       enum uffd_intake_kind kind, unsigned int depth,
+		       unsigned int batch, int stop_fd, const atomic_bool *stop);
+/*
+ * Wait for fault messages.  Returns the number of messages (> 0) placed in
+ * *msgs (valid until the next call), 0 when stopped, or a negative errno
+ * on an unrecoverable error.
+ */
+int uffd_intake_wait(struct uffd_intake *in, struct uffd_msg **msgs);
+enum uffd_intake_kind uffd_intake_kind(const struct uffd_intake *in);
+void uffd_intake_get_stats(const struct uffd_intake *in, struct uffd_intake_stats *st);
+void uffd_intake_destroy(struct uffd_intake *in);
+
+#endif
