@@ -91,6 +91,12 @@ struct uffd_intake;
  * `batch` messages.  The intake stops when *stop becomes true and stop_fd
  * (an eventfd) is written.  If io_uring cannot be set up, the poll intake
  * is used instead: uffd_intake_kind() tells which one runs.
+ *
+ * Set *stop before writing stop_fd: stop_fd is never read here (several
+ * intakes may share it), so while it is readable and *stop is false the
+ * intake keeps waking.  stop_fd may be -1: *stop is then looked at every
+ * 100 ms.  BUSY ignores stop_fd.  uffd_fd must be O_NONBLOCK (-EINVAL);
+ * a bad fd is -EBADF.
  */
 int uffd_intake_create(struct uffd_intake **out, int uffd_fd,
 		       enum uffd_intake_kind kind, unsigned int depth,

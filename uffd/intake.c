@@ -1,0 +1,390 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * intake.c - taking fault messages in from a userfaultfd.
+ *
+ * Three ways, one interface:
+ *   URING  `depth` IORING_OP_READs in flight on the uffd, each with room for
+ *          `batch` messages, plus a poll on stop_fd; one io_uring_enter both
+ *          re-arms and waits.
+ *   POLL   poll(2) on the uffd and stop_fd, then read(2) a batch.
+ *   BUSY   non-blocking read(2) in a spin; stop_fd is not used, *stop is.
+ *
+ * The intake belongs to the thread that created it and may run in a
+ * process whose malloc is served from registered memory: everything here
+ * is mapped with the raw mmap syscall, and nothing blocks signals.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <liburing.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "uffd.h"
+
+/* user_data of the stop_fd poll; liburing's own timeouts use UINT64_MAX. */
+#define STOP_TAG	(LIBURING_UDATA_TIMEOUT - 1)
+#define MAX_DEPTH	1024u
+#define MAX_BATCH	1024u
+#define NO_STOP_FD_MS	100		/* re-check *stop this often without stop_fd */
+
+struct uffd_intake {
+	enum uffd_intake_kind kind;
+	int uffd_fd;
+	int stop_fd;
+	const atomic_bool *stop;
+	unsigned int depth;
+	unsigned int batch;
+	int err;			/* sticky error, reported once messages are out */
+	struct uffd_intake_stats stats;
+	size_t map_len;
+	struct uffd_msg *out;		/* what uffd_intake_wait() hands out */
+	struct uffd_msg *slots;		/* URING: depth read buffers of batch msgs */
+	bool ring_live;
+	struct io_uring ring;
+};
+
+/* Raw syscalls: an interposed mmap() must never see the intake's memory. */
+static void *map(size_t len)
+{
+	long p = syscall(SYS_mmap, NULL, len, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	return p == -1 ? NULL : (void *)p;
+}
+
+static void unmap(void *p, size_t len)
+{
+	syscall(SYS_munmap, p, len);
+}
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield" ::: "memory");
+#else
+	__asm__ __volatile__("" ::: "memory");
+#endif
+}
+
+static bool stopped(const struct uffd_intake *in)
+{
+	return atomic_load_explicit(in->stop, memory_order_acquire);
+}
+
+/* ---- io_uring ---- */
+
+static struct uffd_msg *slot_buf(struct uffd_intake *in, unsigned int slot)
+{
+	return in->slots + (size_t)slot * in->batch;
+}
+
+/* The SQ has room for every slot plus the stop poll: never full here. */
+static void arm_read(struct uffd_intake *in, unsigned int slot)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&in->ring);
+
+	io_uring_prep_read(sqe, in->uffd_fd, slot_buf(in, slot),
+			   in->batch * sizeof(struct uffd_msg), 0);
+	io_uring_sqe_set_data64(sqe, slot);
+}
+
+static void arm_stop(struct uffd_intake *in)
+{
+	struct io_uring_sqe *sqe;
+
+	if (in->stop_fd < 0)
+		return;
+	sqe = io_uring_get_sqe(&in->ring);
+	io_uring_prep_poll_add(sqe, in->stop_fd, POLLIN);
+	io_uring_sqe_set_data64(sqe, STOP_TAG);
+}
+
+/*
+ * SINGLE_ISSUER | DEFER_TASKRUN: completions are run by this thread when it
+ * waits, not by interrupts of it at random points.  Older kernels (< 6.1)
+ * refuse the flags; plain rings then.
+ */
+static int ring_setup(struct uffd_intake *in)
+{
+	unsigned int entries = in->depth + 1;
+	unsigned int i;
+	int ret;
+
+	ret = io_uring_queue_init(entries, &in->ring, IORING_SETUP_SINGLE_ISSUER |
+				  IORING_SETUP_DEFER_TASKRUN);
+	if (ret == -EINVAL)
+		ret = io_uring_queue_init(entries, &in->ring, 0);
+	if (ret < 0)
+		return ret;
+	for (i = 0; i < in->depth; i++)
+		arm_read(in, i);
+	arm_stop(in);
+	ret = io_uring_submit(&in->ring);
+	if (ret < 0) {
+		io_uring_queue_exit(&in->ring);
+		return ret;
+	}
+	in->ring_live = true;
+	return 0;
+}
+
+/* One read completion: keep its messages, count it, re-arm the slot. */
+static unsigned int reap_read(struct uffd_intake *in, unsigned int slot,
+			      int res, unsigned int n)
+{
+	unsigned int got;
+
+	if (res > 0) {
+		got = res / sizeof(struct uffd_msg);
+		memcpy(in->out + n, slot_buf(in, slot),
+		       got * sizeof(struct uffd_msg));
+		in->stats.reads++;
+		arm_read(in, slot);
+		return got;
+	}
+	in->stats.errors++;
+	if (res == -EINTR || res == -EAGAIN) {
+		arm_read(in, slot);
+		return 0;
+	}
+	/* A uffd never reads 0 bytes; treat it like any broken fd. */
+	if (!in->err)
+		in->err = res ? res : -EIO;
+	return 0;
+}
+
+/*
+ * Harvest every ready CQE.  Each slot has one read in flight, so one
+ * harvest holds at most depth * batch messages: `out` is that big.
+ */
+static unsigned int reap(struct uffd_intake *in, bool *stop_seen)
+{
+	struct io_uring_cqe *cqe;
+	unsigned int head, seen = 0, n = 0;
+
+	io_uring_for_each_cqe(&in->ring, head, cqe) {
+		seen++;
+		/* Kernels without EXT_ARG: liburing's wait timeout (a TIMEOUT sqe). */
+		if (cqe->user_data == LIBURING_UDATA_TIMEOUT)
+			continue;
+		if (cqe->user_data == STOP_TAG) {
+			*stop_seen = true;
+			continue;
+		}
+		n += reap_read(in, (unsigned int)cqe->user_data, cqe->res, n);
+	}
+	io_uring_cq_advance(&in->ring, seen);
+	return n;
+}
+
+static int wait_ring(struct uffd_intake *in)
+{
+	struct __kernel_timespec ts = { .tv_nsec = NO_STOP_FD_MS * 1000000L };
+	struct io_uring_cqe *cqe;
+	bool stop_seen;
+	unsigned int n;
+	int ret;
+
+	for (;;) {
+		if (stopped(in))
+			return 0;
+		if (in->err)
+			return in->err;
+		/*
+		 * Submits the re-armed reads and waits in the same enter: with
+		 * DEFER_TASKRUN only an enter with GETEVENTS runs the completions.
+		 */
+		if (in->stop_fd >= 0)
+			ret = io_uring_submit_and_wait(&in->ring, 1);
+		else
+			ret = io_uring_submit_and_wait_timeout(&in->ring, &cqe,
+							       1, &ts, NULL);
+		if (ret < 0 && ret != -EINTR && ret != -ETIME &&
+		    ret != -EAGAIN && ret != -EBUSY)
+			return ret;
+		stop_seen = false;
+		n = reap(in, &stop_seen);
+		/* stop_fd readable without *stop: not ours to consume; re-arm. */
+		if (stop_seen && !stopped(in))
+			arm_stop(in);
+		if (n)
+			return n;
+	}
+}
+
+/* ---- poll(2) and busy polling ---- */
+
+/* One non-blocking read: messages, 0 when none are there, or -errno. */
+static int read_batch(struct uffd_intake *in)
+{
+	ssize_t r;
+
+	r = read(in->uffd_fd, in->out, in->batch * sizeof(struct uffd_msg));
+	if (r > 0) {
+		in->stats.reads++;
+		return r / sizeof(struct uffd_msg);
+	}
+	if (r == 0)
+		return -EIO;
+	if (errno == EAGAIN || errno == EINTR)
+		return 0;
+	return -errno;
+}
+
+static int wait_poll(struct uffd_intake *in)
+{
+	struct pollfd pfd[2] = {
+		{ .fd = in->uffd_fd, .events = POLLIN },
+		{ .fd = in->stop_fd, .events = POLLIN },
+	};
+	int timeout = in->stop_fd < 0 ? NO_STOP_FD_MS : -1;
+	int n;
+
+	for (;;) {
+		if (stopped(in))
+			return 0;
+		if (poll(pfd, 2, timeout) < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (pfd[0].revents & POLLNVAL)
+			return -EBADF;
+		/* POLLERR: the fd is not past UFFDIO_API (or lost O_NONBLOCK). */
+		if ((pfd[0].revents & (POLLERR | POLLIN)) == POLLERR)
+			return -EINVAL;
+		if (!(pfd[0].revents & POLLIN))
+			continue;
+		n = read_batch(in);
+		if (n)
+			return n;
+		/* Readable, then empty: another reader won, or a signal. */
+		in->stats.errors++;
+	}
+}
+
+/* An empty read is the idle state here, not an error: not counted. */
+static int wait_busy(struct uffd_intake *in)
+{
+	int n;
+
+	for (;;) {
+		if (stopped(in))
+			return 0;
+		n = read_batch(in);
+		if (n)
+			return n;
+		cpu_relax();
+	}
+}
+
+/* ---- the interface ---- */
+
+/*
+ * The uffd must be O_NONBLOCK: a blocking one makes poll(2) report POLLERR,
+ * and a blocking read(2) would never look at *stop.
+ */
+static int check_fd(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0)
+		return -errno;
+	return fl & O_NONBLOCK ? 0 : -EINVAL;
+}
+
+int uffd_intake_create(struct uffd_intake **out, int uffd_fd,
+		       enum uffd_intake_kind kind, unsigned int depth,
+		       unsigned int batch, int stop_fd, const atomic_bool *stop)
+{
+	struct uffd_intake *in;
+	size_t msgs, len, pg = sysconf(_SC_PAGESIZE);
+	int saved = errno;
+	int ret;
+
+	*out = NULL;
+	if (!stop || kind > UFFD_INTAKE_BUSY || depth > MAX_DEPTH ||
+	    batch > MAX_BATCH)
+		return -EINVAL;
+	ret = check_fd(uffd_fd);
+	if (ret) {
+		errno = saved;
+		return ret;
+	}
+	depth = depth ? depth : 1;
+	batch = batch ? batch : 1;
+
+	/* `out` for a whole harvest, then (URING) the read slots. */
+	msgs = (size_t)depth * batch;
+	len = sizeof(*in) + 2 * msgs * sizeof(struct uffd_msg);
+	len = (len + pg - 1) & ~(pg - 1);
+	in = map(len);
+	if (!in) {
+		errno = saved;
+		return -ENOMEM;
+	}
+	in->map_len = len;
+	in->out = (struct uffd_msg *)(in + 1);
+	in->slots = in->out + msgs;
+	in->uffd_fd = uffd_fd;
+	in->stop_fd = stop_fd;
+	in->stop = stop;
+	in->depth = depth;
+	in->batch = batch;
+	in->kind = kind;
+	if (kind == UFFD_INTAKE_URING && ring_setup(in) < 0)
+		in->kind = UFFD_INTAKE_POLL;
+	*out = in;
+	errno = saved;
+	return 0;
+}
+
+int uffd_intake_wait(struct uffd_intake *in, struct uffd_msg **msgs)
+{
+	int saved = errno;
+	int ret;
+
+	*msgs = in->out;
+	switch (in->kind) {
+	case UFFD_INTAKE_URING:
+		ret = wait_ring(in);
+		break;
+	case UFFD_INTAKE_POLL:
+		ret = wait_poll(in);
+		break;
+	default:
+		ret = wait_busy(in);
+		break;
+	}
+	errno = saved;
+	return ret;
+}
+
+enum uffd_intake_kind uffd_intake_kind(const struct uffd_intake *in)
+{
+	return in->kind;
+}
+
+void uffd_intake_get_stats(const struct uffd_intake *in,
+			   struct uffd_intake_stats *st)
+{
+	*st = in->stats;
+}
+
+/* Closing the ring cancels the reads still in flight. */
+void uffd_intake_destroy(struct uffd_intake *in)
+{
+	int saved = errno;
+
+	if (!in)
+		return;
+	if (in->ring_live)
+		io_uring_queue_exit(&in->ring);
+	unmap(in, in->map_len);
+	errno = saved;
+}
