@@ -1,0 +1,137 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+#
+# bench-smoke.sh - smoke test of `uspf bench` (and the command's dispatch):
+# a tiny pft run in JSON with every expected row present and non-zero, the
+# table format, the vmas and index workloads, --help, and usage errors (exit
+# 2 with one line on stderr).  Not a timed assertion.
+#
+# Automake test protocol: exit 0 pass, 77 skip, 1 fail.  USPF_BIN names the
+# built command (set by the Makefile); default ./uspf.
+
+USPF_BIN=${USPF_BIN:-./uspf}
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/bench-smoke.XXXXXX") || exit 1
+trap 'rm -rf "$TMP"' EXIT
+
+fail() {
+	echo "FAIL: $*" >&2
+	exit 1
+}
+
+if ! command -v python3 >/dev/null 2>&1; then
+	echo "SKIP: python3 not found (needed to check the JSON)" >&2
+	exit 77
+fi
+if [ ! -x "$USPF_BIN" ]; then
+	fail "USPF_BIN=$USPF_BIN is not an executable"
+fi
+
+# A hung fault would hang the test: bound every run.
+if command -v timeout >/dev/null 2>&1; then
+	RUN="timeout 300"
+else
+	RUN=""
+fi
+
+run() {
+	echo "+ uspf $*" >&2
+	$RUN "$USPF_BIN" "$@" >"$TMP/out" 2>"$TMP/err"
+}
+
+# ---- pft, JSON: every row present, every rate positive ----
+run bench --size 4M --iterations 1 --threads 1,2 --format json ||
+	fail "bench --format json exited $? ($(cat "$TMP/err"))"
+python3 - "$TMP/out" <<'EOF' || fail "pft JSON check"
+import json, sys
+doc = json.load(open(sys.argv[1]))
+for key in ("uspf_version", "machine", "results"):
+    assert key in doc, "missing top-level key %s" % key
+assert doc["machine"]["cpus"] >= 1
+rows = doc["results"]
+for policy in ("spf", "mmap-lock", "native", "naive"):
+    for threads in (1, 2):
+        hits = [r for r in rows if r["policy"] == policy and r["threads"] == threads]
+        assert len(hits) == 1, "%d rows for %s/%d threads" % (len(hits), policy, threads)
+        r = hits[0]
+        assert r["workload"] == "pft"
+        assert r["faults"] == 1024, r
+        assert r["faults_per_sec"] > 0, r
+        assert r["faults_per_sec_per_cpu"] > 0, r
+        assert r["spread"]["min"] <= r["faults_per_sec"] <= r["spread"]["max"] * 1.000001, r
+        assert r["latency_ns"]["p50"] <= r["latency_ns"]["p99"], r
+        assert isinstance(r["counters"], dict)
+        assert r["ratio_native"] > 0 and r["ratio_naive"] > 0, r
+        if policy == "naive":
+            assert r["handlers"] == 1, r
+            assert r["counters"].get("pages", 0) + r["counters"].get("eexist", 0) >= 1024, r
+        if policy in ("spf", "mmap-lock"):
+            assert r["counters"].get("pages", 0) >= 1024, r
+print("pft JSON: %d rows ok" % len(rows))
+EOF
+
+# ---- pft, table ----
+run bench --size 1M --iterations 1 --threads 1 --policy spf ||
+	fail "bench (table) exited $? ($(cat "$TMP/err"))"
+grep -q 'Hmean faults/s' "$TMP/out" || fail "table has no header"
+for policy in native naive spf; do
+	grep -q "^pft *$policy " "$TMP/out" || fail "table has no $policy row"
+done
+
+# ---- vmas, small N ----
+run bench --workload vmas --vmas 10,100 --format json ||
+	fail "bench --workload vmas exited $? ($(cat "$TMP/err"))"
+python3 - "$TMP/out" <<'EOF' || fail "vmas JSON check"
+import json, sys
+rows = json.load(open(sys.argv[1]))["results"]
+for policy in ("spf", "mmap-lock"):
+    for n in (10, 100):
+        hits = [r for r in rows if r["policy"] == policy and r["n"] == n]
+        assert len(hits) == 1, "%d rows for vmas %s n=%d" % (len(hits), policy, n)
+        assert hits[0]["map_ns_per_op"] > 0 and hits[0]["unmap_ns_per_op"] > 0, hits[0]
+print("vmas JSON: %d rows ok" % len(rows))
+EOF
+
+# ---- index, small n ----
+run bench --workload index --index-sizes 100,1000 --format json ||
+	fail "bench --workload index exited $? ($(cat "$TMP/err"))"
+python3 -m json.tool "$TMP/out" >/dev/null || fail "index JSON is not valid"
+
+# ---- help and version ----
+run bench --help || fail "bench --help exited $?"
+grep -q -- '--workload' "$TMP/out" || fail "bench --help does not list --workload"
+run --help || fail "--help exited $?"
+grep -q 'bench' "$TMP/out" || fail "--help does not list bench"
+run help bench || fail "help bench exited $?"
+run --version || fail "--version exited $?"
+grep -q '^uspf [0-9]' "$TMP/out" || fail "--version printed '$(cat "$TMP/out")'"
+
+# ---- usage errors: exit 2, one line on stderr naming the culprit ----
+usage_error() {
+	want=$1
+	shift
+	run "$@"
+	rc=$?
+	[ "$rc" -eq 2 ] || fail "'uspf $*' exited $rc, expected 2"
+	lines=$(wc -l <"$TMP/err")
+	[ "$lines" -eq 1 ] || fail "'uspf $*' wrote $lines lines on stderr: $(cat "$TMP/err")"
+	grep -q -- "$want" "$TMP/err" || fail "'uspf $*' error does not name $want: $(cat "$TMP/err")"
+	[ -s "$TMP/out" ] && fail "'uspf $*' wrote to stdout"
+	cat "$TMP/err" >&2
+}
+
+usage_error --threads bench --threads 0
+usage_error --threads bench --threads 1,x
+usage_error --size bench --size 3X
+usage_error --iterations bench --iterations 0
+usage_error --format bench --format xml
+usage_error --policy bench --policy nope
+usage_error --workload bench --workload nope
+usage_error --intake bench --intake nope
+usage_error --fault-around bench --fault-around 100000
+usage_error --bogus bench --bogus
+usage_error --size bench --size
+usage_error nosuch nosuch
+usage_error --bogus --bogus
+
+echo "bench-smoke: all checks passed"
+exit 0
