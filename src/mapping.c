@@ -12,6 +12,7 @@
  * speculative commit either lands before it or sees the sequence change.
  */
 #include <errno.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -197,6 +198,67 @@ static int unmap_range(struct uspf_mm *mm, unsigned long start, unsigned long en
 	return 0;
 }
 
+static bool same_backing(const struct uspf_backing *a, const struct uspf_backing *b)
+{
+	if (a->kind != b->kind)
+		return false;
+	switch (a->kind) {
+	case USPF_BACKING_PATTERN:
+		return a->pattern.generation == b->pattern.generation;
+	case USPF_BACKING_FILE:
+		return a->file.fd == b->file.fd;
+	case USPF_BACKING_FILL:
+		return a->fill.fn == b->fill.fn && a->fill.arg == b->fill.arg;
+	default:
+		return true;
+	}
+}
+
+/*
+ * is_mergeable_vma() and friends: adjacent, same flags and backing, each
+ * page at the offset it would have in one VMA, and anon_vmas that do not
+ * conflict.
+ */
+static bool vma_can_merge(const struct uspf_vma *prev, const struct uspf_vma *next)
+{
+	return prev->vm_end == next->vm_start &&
+	       prev->vm_flags == next->vm_flags && prev->vm_prot == next->vm_prot &&
+	       same_backing(&prev->backing, &next->backing) &&
+	       next->vm_pgoff == prev->vm_pgoff + ((prev->vm_end - prev->vm_start) >> PAGE_SHIFT) &&
+	       (!prev->anon_vma || !next->anon_vma || prev->anon_vma == next->anon_vma);
+}
+
+/* vma_merge(): next folds into prev; next is detached and freed after a grace period. */
+static void vma_merge_pair(struct uspf_mm *mm, struct uspf_vma *prev, struct uspf_vma *next)
+{
+	vm_write_begin(prev);
+	vm_write_begin(next);
+	vma_detach(mm, next);
+	if (!prev->anon_vma && next->anon_vma)
+		anon_vma_share(prev, next);
+	CMM_STORE_SHARED(prev->vm_end, next->vm_end);
+	vma_index_set_range(&mm->index, prev->vm_start, prev->vm_start, prev->vm_end);
+	vm_write_end(next);
+	vm_write_end(prev);
+	vm_area_free_rcu(next);
+}
+
+/* Merge what can be merged from the VMA ending at start to the one starting at end. */
+static void merge_around(struct uspf_mm *mm, unsigned long start, unsigned long end)
+{
+	struct uspf_vma *prev = NULL, *vma;
+	unsigned long addr = start ? start - 1 : 0;
+
+	while ((vma = find_vma(mm, addr)) && vma->vm_start <= end) {
+		if (prev && vma_can_merge(prev, vma)) {
+			vma_merge_pair(mm, prev, vma);
+			vma = prev;
+		}
+		prev = vma;
+		addr = vma->vm_end;
+	}
+}
+
 static int mmap_check(size_t len, int prot, int flags, const struct uspf_backing *backing)
 {
 	if (!len || len > (size_t)1 << 46)
@@ -243,15 +305,23 @@ static long map_fixed(struct uspf *u, unsigned long addr, size_t len, int prot, 
 	return (long)addr;
 }
 
+/*
+ * A mapping another thread can name before we return (a hint, or
+ * MAP_FIXED_NOREPLACE) is born PROT_NONE, registered, then given its
+ * protection: a touch in between must not get a kernel zero page.
+ */
 static long map_new(struct uspf *u, unsigned long hint, size_t len, int prot, int flags)
 {
-	long p = sys_mmap(hint, len, prot, MAP_PRIVATE | MAP_ANONYMOUS |
+	bool known = hint || (flags & MAP_FIXED_NOREPLACE);
+	long p = sys_mmap(hint, len, known ? PROT_NONE : prot, MAP_PRIVATE | MAP_ANONYMOUS |
 			  (flags & (MAP_FIXED_NOREPLACE | MAP_NORESERVE)));
 	int ret;
 
 	if (p < 0)
 		return -errno;
 	ret = uffd_register(&u->uffd, (unsigned long)p, len);
+	if (!ret && known && prot != PROT_NONE && syscall(SYS_mprotect, p, len, prot))
+		ret = -errno;
 	if (ret) {
 		syscall(SYS_munmap, p, len);
 		return ret;
@@ -294,7 +364,9 @@ int uspf_mmap(struct uspf *u, void *addr, size_t len, int prot, int flags,
 	}
 	vma->vm_start = (unsigned long)p;
 	vma->vm_end = (unsigned long)p + len;
-	vma->vm_pgoff = backing_first_pgoff(backing);
+	/* Anonymous memory's pgoff is its address (as the kernel's): adjacent ones merge. */
+	vma->vm_pgoff = backing->kind == USPF_BACKING_ZERO ? (unsigned long)p >> PAGE_SHIFT :
+			backing_first_pgoff(backing);
 	vma->vm_prot = prot;
 	vma->vm_flags = vm_flags_of(prot);
 	vma->backing = *backing;
@@ -308,6 +380,7 @@ int uspf_mmap(struct uspf *u, void *addr, size_t len, int prot, int flags,
 		vm_area_free(vma);
 		return ret;
 	}
+	merge_around(mm, vma->vm_start, vma->vm_end);
 	mmap_write_unlock(mm);
 	*out = (void *)p;
 	return 0;
@@ -386,6 +459,8 @@ int uspf_mprotect(struct uspf *u, void *addr, size_t len, int prot)
 		CMM_STORE_SHARED(vma->vm_flags, vm_flags_of(prot));
 	}
 	write_range(mm, start, end, false);
+	if (!ret)
+		merge_around(mm, start, end);
 out:
 	mmap_write_unlock(mm);
 	return ret;
@@ -453,8 +528,11 @@ int uspf_mremap(struct uspf *u, void *old_addr, size_t old_len, size_t new_len,
 		int flags, void *new_addr, void **out)
 {
 	unsigned long old = (unsigned long)old_addr, newa = (unsigned long)new_addr;
+	unsigned long lock_start, lock_end;
+	bool hide;
+	int prot;
 	struct uspf_mm *mm;
-	struct uspf_vma *vma;
+	struct uspf_vma *vma, *target = NULL;
 	long p;
 	int ret;
 
@@ -482,25 +560,49 @@ int uspf_mremap(struct uspf *u, void *old_addr, size_t old_len, size_t new_len,
 			*out = old_addr;
 		goto out;
 	}
-	if (flags & MREMAP_FIXED) {
-		/* The kernel unmaps the target first; so does the model. */
-		ret = unmap_range(mm, newa, newa + new_len);
-		if (ret)
-			goto out;
-	}
 	ret = split_at_edges(mm, old, old + old_len);
 	if (ret)
 		goto out;
+	/*
+	 * MREMAP_FIXED replaces whatever is at the target in the same
+	 * syscall: enter the model's VMAs there now, drop them after.  (An
+	 * munmap first would leave a hole that any mmap - liburcu's, ours -
+	 * could take before the move lands on it.)
+	 */
+	if (flags & MREMAP_FIXED) {
+		ret = detach_range(mm, newa, newa + new_len, &target);
+		if (ret)
+			goto out;
+	}
 	vma = find_vma(mm, old);
 	vm_write_begin(vma);
-	ptl_lock_range(&mm->ptl, old, old + old_len);
+	/* Two ranges may share stripes: a FIXED move takes them all, in order. */
+	lock_start = old;
+	lock_end = old + old_len;
+	if (flags & MREMAP_FIXED) {
+		lock_start = 0;
+		lock_end = PTL_STRIPES * PMD_SIZE;
+	}
+	ptl_lock_range(&mm->ptl, lock_start, lock_end);
+	/*
+	 * The moved range loses its registration until we register it again
+	 * (no EVENT_REMAP); a FIXED target is known to other threads, so it
+	 * travels PROT_NONE and gets its protection back once registered.
+	 */
+	hide = (flags & MREMAP_FIXED) && vma->vm_prot != PROT_NONE;
+	if (hide)
+		syscall(SYS_mprotect, old, old_len, PROT_NONE);
 	p = syscall(SYS_mremap, old, old_len, new_len, flags, newa);
 	ret = p == -1 ? -errno : 0;
-	ptl_unlock_range(&mm->ptl, old, old + old_len);
+	if (ret && hide)
+		syscall(SYS_mprotect, old, old_len, vma->vm_prot);
+	ptl_unlock_range(&mm->ptl, lock_start, lock_end);
 	if (ret) {
 		vm_write_end(vma);
+		detach_cancel(target);
 		goto out;
 	}
+	detach_finish(mm, target);
 	if ((unsigned long)p == old) {
 		/* Grown in place: the expanded VMA keeps its registration. */
 		CMM_STORE_SHARED(vma->vm_end, old + new_len);
@@ -508,10 +610,15 @@ int uspf_mremap(struct uspf *u, void *old_addr, size_t old_len, size_t new_len,
 		vm_write_end(vma);
 		ret = uffd_register(&u->uffd, old, new_len);
 	} else {
+		prot = vma->vm_prot;	/* vma is freed after a grace period */
 		ret = mremap_moved(u, vma, (unsigned long)p, new_len);
+		if (!ret && hide && syscall(SYS_mprotect, p, new_len, prot))
+			ret = -errno;
 	}
-	if (!ret)
+	if (!ret) {
+		merge_around(mm, (unsigned long)p, (unsigned long)p + new_len);
 		*out = (void *)p;
+	}
 out:
 	mmap_write_unlock(mm);
 	return ret;

@@ -87,6 +87,12 @@ struct uspf_vma *vm_area_dup(struct uspf_vma *orig)
 	return vma;
 }
 
+void anon_vma_share(struct uspf_vma *dst, struct uspf_vma *src)
+{
+	get_anon_vma(src->anon_vma);
+	rcu_assign_pointer(dst->anon_vma, src->anon_vma);
+}
+
 void vm_area_free(struct uspf_vma *vma)
 {
 	put_anon_vma(vma->anon_vma);

@@ -96,6 +96,9 @@ void vm_area_free_rcu(struct uspf_vma *vma);
 void vm_area_free(struct uspf_vma *vma);
 size_t vm_area_in_use(void);
 
+/* Give dst src's anon_vma (a reference of its own); mmap write lock held. */
+void anon_vma_share(struct uspf_vma *dst, struct uspf_vma *src);
+
 /* anon_vma_prepare(): called with mmap_lock held (read is enough). */
 int anon_vma_prepare(struct uspf_vma *vma);
 size_t anon_vma_in_use(void);

@@ -1,0 +1,209 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * helpers.c - see helpers.h.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#include "helpers.h"
+
+struct uspf *t_runtime_cfg(const struct uspf_config *cfg)
+{
+	struct uspf *u = NULL;
+	int ret = uspf_create(&u, cfg);
+
+	cr_assert_eq(ret, 0, "uspf_create: %s", strerror(-ret));
+	return u;
+}
+
+struct uspf *t_runtime(enum uspf_policy_id policy, unsigned int fault_around)
+{
+	struct uspf_config cfg;
+
+	uspf_config_init(&cfg);
+	cfg.policy = policy;
+	cfg.fault_around = fault_around;
+	cfg.handlers = 2;
+	return t_runtime_cfg(&cfg);
+}
+
+void *t_map(struct uspf *u, size_t len, const struct uspf_backing *b)
+{
+	void *p = NULL;
+	int ret = uspf_mmap(u, NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, b, &p);
+
+	cr_assert_eq(ret, 0, "uspf_mmap: %s", strerror(-ret));
+	return p;
+}
+
+void *t_map_pattern(struct uspf *u, size_t len, uint64_t gen)
+{
+	struct uspf_backing b = { .kind = USPF_BACKING_PATTERN, .pattern.generation = gen };
+
+	return t_map(u, len, &b);
+}
+
+uint64_t t_counter(struct uspf *u, enum uspf_counter c)
+{
+	struct uspf_stats st;
+
+	cr_assert_eq(uspf_stats(u, &st), 0);
+	return st.counters[c];
+}
+
+void t_quiesce(struct uspf *u)
+{
+	struct uspf_stats a, b;
+	struct timespec ts = { 0, 5 * 1000 * 1000 };
+
+	cr_assert_eq(uspf_stats(u, &a), 0);
+	for (;;) {
+		nanosleep(&ts, NULL);
+		cr_assert_eq(uspf_stats(u, &b), 0);
+		if (!memcmp(a.counters, b.counters, sizeof(a.counters)))
+			return;
+		a = b;
+	}
+}
+
+void t_assert_pattern(const void *p, size_t len, uint64_t gen, uint64_t pgoff0)
+{
+	size_t i;
+
+	for (i = 0; i < len / T_PAGE; i++)
+		cr_assert(uspf_pattern_check(gen, pgoff0 + i, (const char *)p + i * T_PAGE),
+			  "page %zu (pgoff %lu) does not hold generation %lu's pattern",
+			  i, (unsigned long)(pgoff0 + i), (unsigned long)gen);
+}
+
+void t_run_threads(unsigned int n, void *(*fn)(void *), void *args, size_t arg_size)
+{
+	pthread_t *t = calloc(n, sizeof(*t));
+	unsigned int i;
+
+	cr_assert(t);
+	for (i = 0; i < n; i++)
+		cr_assert_eq(pthread_create(&t[i], NULL, fn, (char *)args + i * arg_size), 0);
+	for (i = 0; i < n; i++)
+		pthread_join(t[i], NULL);
+	free(t);
+}
+
+static __thread sigjmp_buf *t_jmp;
+
+static void t_segv(int sig, siginfo_t *si, void *uc)
+{
+	if (t_jmp)
+		siglongjmp(*t_jmp, 1);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+void t_segv_setup(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = t_segv;
+	sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+	sigaction(SIGSEGV, &sa, NULL);
+	sigaction(SIGBUS, &sa, NULL);
+}
+
+bool t_copy_page_safe(const void *page, void *dst)
+{
+	sigjmp_buf jb;
+
+	if (sigsetjmp(jb, 1)) {
+		t_jmp = NULL;
+		return false;
+	}
+	t_jmp = &jb;
+	memcpy(dst, page, T_PAGE);
+	__asm__ volatile("" ::: "memory");
+	t_jmp = NULL;
+	return true;
+}
+
+uint64_t t_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+struct slow_fill {
+	struct uspf *u;
+	char *other;
+	sem_t in_fill;
+	sem_t writer_done;
+	bool writer_waited;
+	int fills;
+};
+
+static int slow_fill_cb(void *arg, void *dst, uint64_t offset, size_t len)
+{
+	struct slow_fill *sf = arg;
+	struct timespec ts;
+
+	memset(dst, 0x11, len);
+	if (__atomic_fetch_add(&sf->fills, 1, __ATOMIC_RELAXED))
+		return 0;
+	sem_post(&sf->in_fill);
+	/* Under mmap_lock the writer cannot finish: give up waiting after 300 ms. */
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_nsec += 300 * 1000 * 1000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	while (sem_timedwait(&sf->writer_done, &ts)) {
+		if (errno == ETIMEDOUT) {
+			sf->writer_waited = true;
+			return 0;
+		}
+	}
+	return 0;
+}
+
+static void *slow_fill_writer(void *arg)
+{
+	struct slow_fill *sf = arg;
+
+	sem_wait(&sf->in_fill);
+	cr_assert_eq(uspf_madvise(sf->u, sf->other, T_PAGE, MADV_DONTNEED), 0);
+	sem_post(&sf->writer_done);
+	return NULL;
+}
+
+bool t_writer_blocked_by_fill(enum uspf_policy_id policy)
+{
+	struct slow_fill sf = { 0 };
+	struct uspf_backing b = { .kind = USPF_BACKING_FILL, .fill = { slow_fill_cb, &sf } };
+	struct uspf_config cfg;
+	volatile char *p;
+	pthread_t w;
+
+	uspf_config_init(&cfg);
+	cfg.policy = policy;
+	cfg.handlers = 1;
+	cfg.anon_vma_at_mmap = true;
+	sf.u = t_runtime_cfg(&cfg);
+	sem_init(&sf.in_fill, 0, 0);
+	sem_init(&sf.writer_done, 0, 0);
+	p = t_map(sf.u, T_PAGE, &b);
+	sf.other = t_map_pattern(sf.u, T_PAGE, 1);
+	cr_assert_eq(pthread_create(&w, NULL, slow_fill_writer, &sf), 0);
+	cr_assert_eq(p[0], 0x11);
+	pthread_join(w, NULL);
+	uspf_destroy(sf.u);
+	return sf.writer_waited;
+}

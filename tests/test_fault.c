@@ -1,0 +1,269 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_fault.c - real faults through every policy and every backing
+ * (src/fault.c, src/backing.c): bytes checked, single and multi-threaded,
+ * fault-around, fill errors.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "helpers.h"
+
+TestSuite(fault, .timeout = 30);
+
+T_POLICY_PARAMS(fault, zero_read_and_write)
+ParameterizedTest(enum uspf_policy_id *policy, fault, zero_read_and_write)
+{
+	struct uspf *u = t_runtime(*policy, 1);
+	size_t len = 64 * T_PAGE, i;
+	unsigned char *p = t_map(u, len, NULL);
+
+	/* Read faults map zero pages; write faults a zeroed private page. */
+	for (i = 0; i < len / 2; i += T_PAGE)
+		cr_assert_eq(p[i], 0);
+	for (i = len / 2; i < len; i += T_PAGE)
+		p[i + 7] = (unsigned char)(i >> 12);
+	for (i = len / 2; i < len; i += T_PAGE) {
+		cr_assert_eq(p[i + 7], (unsigned char)(i >> 12));
+		cr_assert_eq(p[i], 0);
+	}
+	/* A write after a read fault is the kernel's copy-on-write of the zero page. */
+	p[0] = 0xaa;
+	cr_assert_eq(p[0], 0xaa);
+	cr_assert_geq(t_counter(u, USPF_C_FAULTS), 64);
+	uspf_destroy(u);
+}
+
+T_POLICY_PARAMS(fault, pattern_single_thread)
+ParameterizedTest(enum uspf_policy_id *policy, fault, pattern_single_thread)
+{
+	struct uspf *u = t_runtime(*policy, 1);
+	size_t len = 256 * T_PAGE;
+	void *p = t_map_pattern(u, len, 42);
+
+	t_assert_pattern(p, len, 42, 0);
+	t_quiesce(u);
+	cr_assert_eq(t_counter(u, USPF_C_FAULTS), 256);
+	uspf_destroy(u);
+}
+
+struct slice {
+	char *base;
+	size_t len;
+	uint64_t gen;
+	uint64_t pgoff;
+	bool write;
+};
+
+static void *touch_slice(void *arg)
+{
+	struct slice *s = arg;
+	size_t i;
+
+	for (i = 0; i < s->len; i += T_PAGE) {
+		if (s->write)
+			s->base[i + 1] = 1;	/* a write fault, then the check below */
+		if (!uspf_pattern_check(s->gen, s->pgoff + i / T_PAGE, s->base + i) &&
+		    !(s->write && s->base[i + 1] == 1))
+			return (void *)1;
+	}
+	return NULL;
+}
+
+T_POLICY_PARAMS(fault, pattern_threads_own_slices)
+ParameterizedTest(enum uspf_policy_id *policy, fault, pattern_threads_own_slices)
+{
+	struct uspf *u = t_runtime(*policy, 1);
+	size_t per = 128 * T_PAGE;
+	char *p = t_map_pattern(u, 4 * per, 9);
+	struct slice s[4];
+	int i;
+
+	for (i = 0; i < 4; i++)
+		s[i] = (struct slice){ p + i * per, per, 9, (uint64_t)i * 128, false };
+	t_run_threads(4, touch_slice, s, sizeof(s[0]));
+	t_assert_pattern(p, 4 * per, 9, 0);
+	t_quiesce(u);
+	cr_assert_eq(t_counter(u, USPF_C_FAULTS), 4 * 128);
+	uspf_destroy(u);
+}
+
+/* Every thread faults every page: resolves race, the losers see EEXIST and wake. */
+T_POLICY_PARAMS(fault, pattern_threads_same_pages)
+ParameterizedTest(enum uspf_policy_id *policy, fault, pattern_threads_same_pages)
+{
+	struct uspf *u = t_runtime(*policy, 1);
+	size_t len = 512 * T_PAGE;
+	char *p = t_map_pattern(u, len, 77);
+	struct slice s[4];
+	struct uspf_stats st;
+	int i;
+
+	for (i = 0; i < 4; i++)
+		s[i] = (struct slice){ p, len, 77, 0, false };
+	t_run_threads(4, touch_slice, s, sizeof(s[0]));
+	t_assert_pattern(p, len, 77, 0);
+	t_quiesce(u);
+	uspf_stats(u, &st);
+	/* Each page installed once; every other fault on it ended in a wake. */
+	cr_assert_eq(st.counters[USPF_C_PAGES], 512);
+	cr_assert_eq(st.counters[USPF_C_FAULTS], 512 + st.counters[USPF_C_EEXIST]);
+	uspf_destroy(u);
+}
+
+static int make_file(size_t len, unsigned char seed)
+{
+	char path[] = "/tmp/uspf-test-XXXXXX";
+	unsigned char *buf = malloc(len);
+	int fd = mkstemp(path);
+	size_t i;
+
+	cr_assert(fd >= 0 && buf);
+	unlink(path);
+	for (i = 0; i < len; i++)
+		buf[i] = (unsigned char)(i * 31 + seed + (i >> 12));
+	cr_assert_eq(write(fd, buf, len), (ssize_t)len);
+	free(buf);
+	return fd;
+}
+
+T_POLICY_PARAMS(fault, file_backing)
+ParameterizedTest(enum uspf_policy_id *policy, fault, file_backing)
+{
+	struct uspf *u = t_runtime(*policy, 1);
+	size_t flen = 10 * T_PAGE + 100, i;
+	int fd = make_file(flen, 3);
+	/* Map from file offset one page, 12 pages: the tail is past EOF. */
+	struct uspf_backing b = { .kind = USPF_BACKING_FILE, .file = { fd, T_PAGE } };
+	unsigned char *p = t_map(u, 12 * T_PAGE, &b);
+
+	for (i = 0; i < 12 * T_PAGE; i++) {
+		size_t off = i + T_PAGE;
+		unsigned char want = off < flen ? (unsigned char)(off * 31 + 3 + (off >> 12)) : 0;
+
+		cr_assert_eq(p[i], want, "byte %zu: %u, want %u", i, p[i], want);
+	}
+	/* File VMAs are not served speculatively (the kernel's vm_ops->fault bail-out). */
+	if (*policy == USPF_POLICY_SPF)
+		cr_assert_eq(t_counter(u, USPF_C_SPF_ABORT_NOT_ANON), 12);
+	uspf_destroy(u);
+	close(fd);
+}
+
+struct fill_arg {
+	uint64_t salt;
+	int fail;
+	int calls;
+};
+
+static int fill_cb(void *arg, void *dst, uint64_t offset, size_t len)
+{
+	struct fill_arg *fa = arg;
+	uint64_t *w = dst;
+	size_t i;
+
+	__atomic_add_fetch(&fa->calls, 1, __ATOMIC_RELAXED);
+	if (fa->fail)
+		return -EIO;
+	for (i = 0; i < len / 8; i++)
+		w[i] = fa->salt ^ (offset + i * 8);
+	return 0;
+}
+
+T_POLICY_PARAMS(fault, fill_callback)
+ParameterizedTest(enum uspf_policy_id *policy, fault, fill_callback)
+{
+	struct uspf *u = t_runtime(*policy, 1);
+	struct fill_arg fa = { .salt = 0x5a5a5a5a12345678ull };
+	struct uspf_backing b = { .kind = USPF_BACKING_FILL, .fill = { fill_cb, &fa } };
+	size_t len = 32 * T_PAGE, i;
+	uint64_t *w = t_map(u, len, &b);
+
+	for (i = 0; i < len / 8; i++)
+		cr_assert_eq(w[i], fa.salt ^ (i * 8));
+	cr_assert_geq(fa.calls, 32);
+	uspf_destroy(u);
+}
+
+/* A fill that fails must never hand out memory: the thread gets SIGBUS. */
+Test(fault, fill_error_is_sigbus, .signal = SIGBUS)
+{
+	struct uspf *u = t_runtime(USPF_POLICY_SPF, 1);
+	struct fill_arg fa = { .fail = 1 };
+	struct uspf_backing b = { .kind = USPF_BACKING_FILL, .fill = { fill_cb, &fa } };
+	volatile char *p = t_map(u, T_PAGE, &b);
+
+	(void)p[0];
+	cr_assert_fail("read a page the backing could not fill");
+}
+
+T_POLICY_PARAMS(fault, fault_around)
+ParameterizedTest(enum uspf_policy_id *policy, fault, fault_around)
+{
+	struct uspf_config cfg;
+	struct uspf *u;
+	char *p;
+
+	uspf_config_init(&cfg);
+	cfg.policy = *policy;
+	cfg.fault_around = 16;
+	cfg.handlers = 1;
+	cfg.anon_vma_at_mmap = true;
+	u = t_runtime_cfg(&cfg);
+	p = t_map_pattern(u, 64 * T_PAGE, 5);
+
+	/* One fault installs 16 pages. */
+	t_assert_pattern(p, T_PAGE, 5, 0);
+	t_quiesce(u);
+	cr_assert_eq(t_counter(u, USPF_C_FAULTS), 1);
+	cr_assert_eq(t_counter(u, USPF_C_PAGES), 16);
+	cr_assert_eq(t_counter(u, USPF_C_FAULT_AROUND_PAGES), 15);
+	t_assert_pattern(p, 16 * T_PAGE, 5, 0);
+	cr_assert_eq(t_counter(u, USPF_C_FAULTS), 1);
+
+	/*
+	 * 0123456789abcdef0123456789abcdef   pages from 32
+	 * ....x...........                   x present; a fault at 0 stops at it
+	 */
+	t_assert_pattern(p + 36 * T_PAGE, T_PAGE, 5, 36);
+	t_quiesce(u);
+	cr_assert_eq(t_counter(u, USPF_C_PAGES), 32);
+	t_assert_pattern(p + 32 * T_PAGE, T_PAGE, 5, 32);
+	t_quiesce(u);
+	cr_assert_eq(t_counter(u, USPF_C_PAGES), 36);
+	t_assert_pattern(p, 64 * T_PAGE, 5, 0);
+	uspf_destroy(u);
+}
+
+/* The window stays inside one page table (one PTL) and one VMA. */
+Test(fault, fault_around_stops_at_pmd_and_vma_end)
+{
+	struct uspf_config cfg;
+	struct uspf *u;
+	char *p, *q;
+
+	uspf_config_init(&cfg);
+	cfg.fault_around = 64;
+	cfg.handlers = 1;
+	cfg.anon_vma_at_mmap = true;
+	u = t_runtime_cfg(&cfg);
+	p = t_map_pattern(u, 4ul << 20, 8);
+	/* The page 4 pages before a 2 MiB boundary inside the region. */
+	q = (char *)((((unsigned long)p + (3ul << 20)) & ~((2ul << 20) - 1)) - 4 * T_PAGE);
+	t_assert_pattern(q, T_PAGE, 8, (uint64_t)(q - p) / T_PAGE);
+	t_quiesce(u);
+	cr_assert_eq(t_counter(u, USPF_C_PAGES), 4);
+	/* The last 2 pages of the VMA (unless a 2 MiB boundary falls between them). */
+	q = p + (4ul << 20) - 2 * T_PAGE;
+	t_assert_pattern(q, T_PAGE, 8, (uint64_t)(q - p) / T_PAGE);
+	t_quiesce(u);
+	cr_assert_eq(t_counter(u, USPF_C_PAGES),
+		     4 + ((((unsigned long)q + T_PAGE) & ((2ul << 20) - 1)) == 0 ? 1 : 2));
+	uspf_destroy(u);
+}

@@ -1,0 +1,388 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_mapping.c - the writers (src/mapping.c): uspf_mmap, uspf_munmap,
+ * uspf_mprotect, uspf_mremap, uspf_madvise, alone and racing faulting
+ * threads.  Every race runs for a bounded time and checks every byte it
+ * reads: no stale data, no lost wake-up (the suite's timeout), no crash.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "helpers.h"
+
+TestSuite(mapping, .timeout = 60);
+
+Test(mapping, bad_arguments)
+{
+	struct uspf *u = t_runtime(USPF_POLICY_SPF, 1);
+	struct uspf_backing bad = { .kind = USPF_NR_BACKINGS };
+	struct uspf_backing badfd = { .kind = USPF_BACKING_FILE, .file = { 9999, 0 } };
+	struct uspf_backing badoff = { .kind = USPF_BACKING_FILE, .file = { 0, 100 } };
+	struct uspf_backing nofn = { .kind = USPF_BACKING_FILL };
+	int pa = PROT_READ | PROT_WRITE, fl = MAP_PRIVATE | MAP_ANONYMOUS;
+	void *p, *q;
+
+	cr_assert_eq(uspf_mmap(NULL, NULL, T_PAGE, pa, fl, NULL, &p), -EINVAL);
+	cr_assert_eq(uspf_mmap(u, NULL, 0, pa, fl, NULL, &p), -EINVAL);
+	cr_assert_eq(uspf_mmap(u, NULL, T_PAGE, pa, MAP_SHARED | MAP_ANONYMOUS, NULL, &p), -EINVAL);
+	cr_assert_eq(uspf_mmap(u, NULL, T_PAGE, pa, fl | MAP_POPULATE, NULL, &p), -EINVAL);
+	cr_assert_eq(uspf_mmap(u, NULL, T_PAGE, 0x100, fl, NULL, &p), -EINVAL);
+	cr_assert_eq(uspf_mmap(u, NULL, T_PAGE, pa, fl, &bad, &p), -EINVAL);
+	cr_assert_eq(uspf_mmap(u, NULL, T_PAGE, pa, fl, &badfd, &p), -EBADF);
+	cr_assert_eq(uspf_mmap(u, NULL, T_PAGE, pa, fl, &badoff, &p), -EINVAL);
+	cr_assert_eq(uspf_mmap(u, NULL, T_PAGE, pa, fl, &nofn, &p), -EINVAL);
+	cr_assert_eq(uspf_mmap(u, (void *)0x1001, T_PAGE, pa, fl | MAP_FIXED, NULL, &p), -EINVAL);
+	cr_assert_eq(uspf_mmap(u, NULL, T_PAGE, pa, fl, NULL, NULL), -EINVAL);
+
+	p = t_map_pattern(u, 4 * T_PAGE, 1);
+	cr_assert_eq(uspf_munmap(u, (char *)p + 1, T_PAGE), -EINVAL);
+	cr_assert_eq(uspf_munmap(u, p, 0), -EINVAL);
+	cr_assert_eq(uspf_mprotect(u, p, T_PAGE, 0x100), -EINVAL);
+	cr_assert_eq(uspf_mprotect(u, p, 8 * T_PAGE, PROT_READ), -ENOMEM);	/* a hole */
+	cr_assert_eq(uspf_madvise(u, p, T_PAGE, MADV_WILLNEED), -EINVAL);
+	cr_assert_eq(uspf_madvise(u, p, 8 * T_PAGE, MADV_DONTNEED), -ENOMEM);
+	cr_assert_eq(uspf_mremap(u, p, 0, T_PAGE, 0, NULL, &q), -EINVAL);
+	cr_assert_eq(uspf_mremap(u, p, T_PAGE, T_PAGE, MREMAP_FIXED, (char *)p + T_PAGE, &q), -EINVAL);
+	cr_assert_eq(uspf_mremap(u, p, 2 * T_PAGE, 2 * T_PAGE, MREMAP_MAYMOVE | MREMAP_FIXED,
+				 (char *)p + T_PAGE, &q), -EINVAL);	/* overlapping move */
+	cr_assert_eq(uspf_mremap(u, p, 8 * T_PAGE, 9 * T_PAGE, MREMAP_MAYMOVE, NULL, &q), -EFAULT);
+	cr_assert_eq(uspf_mremap(u, p, T_PAGE, T_PAGE, 0x80, NULL, &q), -EINVAL);
+	/* Nothing was lost on the way. */
+	t_assert_pattern(p, 4 * T_PAGE, 1, 0);
+	uspf_destroy(u);
+}
+
+static uint64_t vmas(struct uspf *u)
+{
+	struct uspf_stats st;
+
+	cr_assert_eq(uspf_stats(u, &st), 0);
+	return st.vmas;
+}
+
+T_POLICY_PARAMS(mapping, munmap_middle_splits)
+ParameterizedTest(enum uspf_policy_id *policy, mapping, munmap_middle_splits)
+{
+	struct uspf *u = t_runtime(*policy, 1);
+	char *p = t_map_pattern(u, 8 * T_PAGE, 2);
+	char page[T_PAGE];
+
+	/*
+	 * 01234567
+	 * AAA..BBB   a hole in the middle: two VMAs, each page keeps its offset
+	 */
+	cr_assert_eq(uspf_munmap(u, p + 3 * T_PAGE, 2 * T_PAGE), 0);
+	cr_assert_eq(vmas(u), 2);
+	t_assert_pattern(p, 3 * T_PAGE, 2, 0);
+	t_assert_pattern(p + 5 * T_PAGE, 3 * T_PAGE, 2, 5);
+	t_segv_setup();
+	cr_assert_not(t_copy_page_safe(p + 3 * T_PAGE, page));
+	/* munmap over the hole and both pieces takes both. */
+	cr_assert_eq(uspf_munmap(u, p, 8 * T_PAGE), 0);
+	cr_assert_eq(vmas(u), 0);
+	uspf_destroy(u);
+}
+
+T_POLICY_PARAMS(mapping, map_fixed_replaces)
+ParameterizedTest(enum uspf_policy_id *policy, mapping, map_fixed_replaces)
+{
+	struct uspf *u = t_runtime(*policy, 1);
+	struct uspf_backing b = { .kind = USPF_BACKING_PATTERN, .pattern.generation = 20 };
+	char *p = t_map_pattern(u, 8 * T_PAGE, 10);
+	void *q;
+
+	t_assert_pattern(p, 8 * T_PAGE, 10, 0);
+	/*
+	 * 01234567
+	 * AABBBBAA   B replaces the middle of A: its pages start at offset 0
+	 */
+	cr_assert_eq(uspf_mmap(u, p + 2 * T_PAGE, 4 * T_PAGE, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, &b, &q), 0);
+	cr_assert_eq(q, p + 2 * T_PAGE);
+	cr_assert_eq(vmas(u), 3);
+	t_assert_pattern(p, 2 * T_PAGE, 10, 0);
+	t_assert_pattern(p + 2 * T_PAGE, 4 * T_PAGE, 20, 0);
+	t_assert_pattern(p + 6 * T_PAGE, 2 * T_PAGE, 10, 6);
+	uspf_destroy(u);
+}
+
+T_POLICY_PARAMS(mapping, mprotect_and_madvise)
+ParameterizedTest(enum uspf_policy_id *policy, mapping, mprotect_and_madvise)
+{
+	struct uspf *u = t_runtime(*policy, 1);
+	char *p = t_map_pattern(u, 8 * T_PAGE, 3);
+	char page[T_PAGE];
+
+	p[0] = 'x';
+	/*
+	 * 01234567
+	 * AA----AA   -: PROT_NONE
+	 */
+	cr_assert_eq(uspf_mprotect(u, p + 2 * T_PAGE, 4 * T_PAGE, PROT_NONE), 0);
+	cr_assert_eq(vmas(u), 3);
+	t_segv_setup();
+	cr_assert_not(t_copy_page_safe(p + 3 * T_PAGE, page));
+	cr_assert_eq(uspf_mprotect(u, p + 2 * T_PAGE, 4 * T_PAGE, PROT_READ), 0);
+	t_assert_pattern(p + 2 * T_PAGE, 4 * T_PAGE, 3, 2);
+	/* The same protection as the neighbours again: the three merge back into one. */
+	cr_assert_eq(uspf_mprotect(u, p + 2 * T_PAGE, 4 * T_PAGE, PROT_READ | PROT_WRITE), 0);
+	cr_assert_eq(vmas(u), 1);
+	/* DONTNEED drops the written page: the next fault refills it from the backing. */
+	cr_assert_eq(p[0], 'x');
+	cr_assert_eq(uspf_madvise(u, p, 2 * T_PAGE, MADV_DONTNEED), 0);
+	t_assert_pattern(p, 2 * T_PAGE, 3, 0);
+	uspf_destroy(u);
+}
+
+T_POLICY_PARAMS(mapping, mremap_grow_shrink_move)
+ParameterizedTest(enum uspf_policy_id *policy, mapping, mremap_grow_shrink_move)
+{
+	struct uspf *u = t_runtime(*policy, 1);
+	char *p = t_map_pattern(u, 8 * T_PAGE, 4), *q, *r;
+	void *out;
+
+	p[T_PAGE] = 'y';	/* a present page travels with the move */
+	/* Shrink in place. */
+	cr_assert_eq(uspf_mremap(u, p, 8 * T_PAGE, 6 * T_PAGE, 0, NULL, &out), 0);
+	cr_assert_eq(out, p);
+	/* Move (and grow): missing pages keep their backing offsets. */
+	cr_assert_eq(uspf_mremap(u, p, 6 * T_PAGE, 64 * T_PAGE, MREMAP_MAYMOVE, NULL, &out), 0);
+	q = out;
+	cr_assert_eq(q[T_PAGE], 'y');
+	t_assert_pattern(q + 2 * T_PAGE, 62 * T_PAGE, 4, 2);
+	cr_assert_eq(vmas(u), 1);
+	/* Move to a fixed place over another mapping, which goes away. */
+	r = t_map_pattern(u, 16 * T_PAGE, 5);
+	cr_assert_eq(uspf_mremap(u, q, 64 * T_PAGE, 16 * T_PAGE, MREMAP_MAYMOVE | MREMAP_FIXED,
+				 r, &out), 0);
+	cr_assert_eq(out, r);
+	cr_assert_eq(r[T_PAGE], 'y');
+	t_assert_pattern(r + 2 * T_PAGE, 14 * T_PAGE, 4, 2);
+	cr_assert_eq(vmas(u), 1);
+	uspf_destroy(u);
+}
+
+/*
+ * Grow in place where the space after the mapping is free.  The space is
+ * reserved first (a hole could be taken by any mmap, the runtime's own).
+ */
+Test(mapping, mremap_grow_in_place)
+{
+	struct uspf *u = t_runtime(USPF_POLICY_SPF, 1);
+	char *res = mmap(NULL, 64 * T_PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	struct uspf_backing b = { .kind = USPF_BACKING_PATTERN, .pattern.generation = 6 };
+	void *p, *out;
+
+	cr_assert_neq(res, MAP_FAILED);
+	cr_assert_eq(uspf_mmap(u, res, 8 * T_PAGE, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, &b, &p), 0);
+	t_assert_pattern(p, 8 * T_PAGE, 6, 0);
+	munmap(res + 8 * T_PAGE, 56 * T_PAGE);
+	cr_assert_eq(uspf_mremap(u, p, 8 * T_PAGE, 16 * T_PAGE, 0, NULL, &out), 0);
+	cr_assert_eq(out, p);
+	t_assert_pattern(p, 16 * T_PAGE, 6, 0);
+	cr_assert_eq(vmas(u), 1);
+	uspf_destroy(u);
+}
+
+/* 50,000 VMAs map and unmap (the index must not go quadratic). */
+Test(mapping, many_vmas)
+{
+	struct uspf *u = t_runtime(USPF_POLICY_SPF, 1);
+	enum { N = 50000 };
+	void **v = calloc(N, sizeof(*v));
+	size_t i;
+
+	for (i = 0; i < N; i++)
+		v[i] = t_map_pattern(u, T_PAGE, i);
+	cr_assert_eq(vmas(u), N);
+	for (i = 0; i < N; i += 997)
+		t_assert_pattern(v[i], T_PAGE, i, 0);
+	for (i = 0; i < N; i++)
+		cr_assert_eq(uspf_munmap(u, v[i], T_PAGE), 0);
+	cr_assert_eq(vmas(u), 0);
+	free(v);
+	uspf_destroy(u);
+}
+
+/*
+ * Writers against faulting threads.  A writer churns chunks of one region
+ * (MAP_FIXED remaps with a new generation, mprotect, DONTNEED, mremap away
+ * and back); readers read random pages and check them against the
+ * generation the chunk had.  A chunk's generation is published seqlock
+ * style: when it did not change across a read, the page must be exactly
+ * that generation's - stale data from a speculative commit that missed a
+ * writer shows here.  Reads that hit a chunk while it is PROT_NONE or away
+ * are tolerated (SIGSEGV caught), never wrong bytes.
+ */
+#define CHURN_CHUNKS	16
+#define CHURN_CHUNK	(16 * T_PAGE)
+
+struct churn {
+	struct uspf *u;
+	char *loc[CHURN_CHUNKS];	/* where the chunk lives */
+	char *alt[CHURN_CHUNKS];	/* a placeholder mapping it can move onto, or NULL */
+	uint64_t seq[CHURN_CHUNKS];	/* odd while the chunk changes */
+	uint64_t gen[CHURN_CHUNKS];
+	bool dead[CHURN_CHUNKS];	/* its place was taken: no longer used */
+	uint64_t deadline;
+	unsigned long reads, checked, tolerated;
+	int bad;
+	unsigned int seed;
+};
+
+static void *churn_reader(void *arg)
+{
+	struct churn *c = arg;
+	unsigned int seed = __atomic_add_fetch(&c->seed, 7919, __ATOMIC_RELAXED);
+	char page[T_PAGE];
+
+	while (t_now_ns() < c->deadline && !c->bad) {
+		unsigned int ch = (unsigned int)rand_r(&seed) % CHURN_CHUNKS;
+		unsigned int pg = (unsigned int)rand_r(&seed) % (CHURN_CHUNK / T_PAGE);
+		uint64_t s1 = __atomic_load_n(&c->seq[ch], __ATOMIC_ACQUIRE);
+		uint64_t g = __atomic_load_n(&c->gen[ch], __ATOMIC_ACQUIRE);
+		char *a = __atomic_load_n(&c->loc[ch], __ATOMIC_ACQUIRE);
+		bool ok;
+		uint64_t s2;
+
+		if (__atomic_load_n(&c->dead[ch], __ATOMIC_ACQUIRE))
+			continue;
+		ok = t_copy_page_safe(a + pg * T_PAGE, page);
+		s2 = __atomic_load_n(&c->seq[ch], __ATOMIC_ACQUIRE);
+		__atomic_add_fetch(&c->reads, 1, __ATOMIC_RELAXED);
+		if (!ok) {
+			if (s1 == s2 && !(s1 & 1))
+				c->bad = 2;	/* a fault on a chunk nobody was changing */
+			__atomic_add_fetch(&c->tolerated, 1, __ATOMIC_RELAXED);
+			continue;
+		}
+		if (s1 != s2 || (s1 & 1))
+			continue;
+		__atomic_add_fetch(&c->checked, 1, __ATOMIC_RELAXED);
+		if (!uspf_pattern_check(g, pg, page))
+			c->bad = 1;
+	}
+	return NULL;
+}
+
+static int churn_map(struct churn *c, char *a, uint64_t gen, int flags)
+{
+	struct uspf_backing b = { .kind = USPF_BACKING_PATTERN, .pattern.generation = gen };
+	void *out;
+
+	return uspf_mmap(c->u, a, CHURN_CHUNK, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | flags, &b, &out);
+}
+
+/*
+ * One writer step on a chunk.  A program may only reuse address space it
+ * still owns: after an munmap or a move the hole may already belong to
+ * someone else (the runtime's own allocations included), so refills use
+ * MAP_FIXED_NOREPLACE, and a chunk whose place was taken is retired.
+ */
+static void churn_one(struct churn *c, unsigned int ch, unsigned int op, uint64_t *next_gen)
+{
+	char *a = c->loc[ch], *alt = c->alt[ch];
+	int rw = PROT_READ | PROT_WRITE;
+	uint64_t g;
+	void *out;
+	int ret;
+
+	if (c->dead[ch])
+		return;
+	__atomic_add_fetch(&c->seq[ch], 1, __ATOMIC_ACQ_REL);
+	switch (op) {
+	case 0:	/* munmap, then map it again with a new generation */
+		g = (*next_gen)++;
+		cr_assert_eq(uspf_munmap(c->u, a, CHURN_CHUNK), 0);
+		if (churn_map(c, a, g, MAP_FIXED_NOREPLACE))
+			__atomic_store_n(&c->dead[ch], true, __ATOMIC_RELEASE);
+		__atomic_store_n(&c->gen[ch], g, __ATOMIC_RELEASE);
+		break;
+	case 1:	/* MAP_FIXED straight over the old one */
+		g = (*next_gen)++;
+		cr_assert_eq(churn_map(c, a, g, MAP_FIXED), 0);
+		__atomic_store_n(&c->gen[ch], g, __ATOMIC_RELEASE);
+		break;
+	case 2:	/* mprotect away and back */
+		cr_assert_eq(uspf_mprotect(c->u, a, CHURN_CHUNK, PROT_NONE), 0);
+		cr_assert_eq(uspf_mprotect(c->u, a, CHURN_CHUNK, rw), 0);
+		break;
+	case 3:	/* DONTNEED: the pages refill with the same contents */
+		cr_assert_eq(uspf_madvise(c->u, a, CHURN_CHUNK, MADV_DONTNEED), 0);
+		break;
+	case 4:	/* mremap onto the placeholder; a new placeholder where it was */
+		if (!alt)
+			break;
+		ret = uspf_mremap(c->u, a, CHURN_CHUNK, CHURN_CHUNK, MREMAP_MAYMOVE | MREMAP_FIXED,
+				  alt, &out);
+		cr_assert_eq(ret, 0, "mremap %p -> %p: %s", a, alt, strerror(-ret));
+		__atomic_store_n(&c->loc[ch], alt, __ATOMIC_RELEASE);
+		c->alt[ch] = churn_map(c, a, 0, MAP_FIXED_NOREPLACE) ? NULL : a;
+		break;
+	case 5:	/* mprotect half: a split, then the same protection again */
+		cr_assert_eq(uspf_mprotect(c->u, a, CHURN_CHUNK / 2, PROT_READ), 0);
+		cr_assert_eq(uspf_mprotect(c->u, a, CHURN_CHUNK / 2, rw), 0);
+		break;
+	}
+	__atomic_add_fetch(&c->seq[ch], 1, __ATOMIC_ACQ_REL);
+}
+
+static void churn_run(enum uspf_policy_id policy, unsigned int fault_around, bool anon_at_mmap)
+{
+	struct uspf_config cfg;
+	struct churn c = { 0 };
+	pthread_t r[3];
+	uint64_t next_gen = CHURN_CHUNKS + 1;
+	unsigned int i, seed = 12345, ops = 0;
+	char *base;
+
+	uspf_config_init(&cfg);
+	cfg.policy = policy;
+	cfg.handlers = 2;
+	cfg.fault_around = fault_around;
+	cfg.anon_vma_at_mmap = anon_at_mmap;
+	c.u = t_runtime_cfg(&cfg);
+	/* Chunks and their placeholders, interleaved, each its own VMA and generation. */
+	base = t_map_pattern(c.u, 2 * CHURN_CHUNKS * CHURN_CHUNK, 0);
+	for (i = 0; i < CHURN_CHUNKS; i++) {
+		c.loc[i] = base + 2 * i * CHURN_CHUNK;
+		c.alt[i] = c.loc[i] + CHURN_CHUNK;
+		c.gen[i] = i + 1;
+		cr_assert_eq(churn_map(&c, c.loc[i], i + 1, MAP_FIXED), 0);
+	}
+	t_segv_setup();
+	c.deadline = t_now_ns() + 1000000000ull;
+	for (i = 0; i < 3; i++)
+		cr_assert_eq(pthread_create(&r[i], NULL, churn_reader, &c), 0);
+	while (t_now_ns() < c.deadline && !c.bad) {
+		churn_one(&c, (unsigned int)rand_r(&seed) % CHURN_CHUNKS,
+			  (unsigned int)rand_r(&seed) % 6, &next_gen);
+		ops++;
+	}
+	for (i = 0; i < 3; i++)
+		pthread_join(r[i], NULL);
+	cr_assert_eq(c.bad, 0, "%s: %s after %u writer ops, %lu reads",
+		     uspf_policy_name(policy),
+		     c.bad == 1 ? "wrong bytes" : "a fault on a stable chunk", ops, c.reads);
+	cr_assert_gt(c.checked, 100, "only %lu reads checked", c.checked);
+	cr_assert_gt(ops, 10);
+	uspf_destroy(c.u);
+}
+
+T_POLICY_PARAMS(mapping, churn_against_faults)
+ParameterizedTest(enum uspf_policy_id *policy, mapping, churn_against_faults)
+{
+	churn_run(*policy, 1, false);
+}
+
+T_POLICY_PARAMS(mapping, churn_against_faults_fault_around)
+ParameterizedTest(enum uspf_policy_id *policy, mapping, churn_against_faults_fault_around)
+{
+	churn_run(*policy, 8, true);
+}
