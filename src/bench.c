@@ -575,13 +575,15 @@ static void unmap_all(struct uspf *u, void **addrs, size_t n, size_t pg)
 
 static int vmas_map(struct uspf *u, void **addrs, size_t n, size_t pg)
 {
-	struct uspf_backing zero = { .kind = USPF_BACKING_ZERO };
+	/* A generation each: adjacent mappings must not merge into one VMA. */
+	struct uspf_backing b = { .kind = USPF_BACKING_PATTERN };
 	size_t i;
 	int ret;
 
 	for (i = 0; i < n; i++) {
+		b.pattern.generation = i;
 		ret = uspf_mmap(u, NULL, pg, PROT_READ | PROT_WRITE,
-				MAP_PRIVATE | MAP_ANONYMOUS, &zero, &addrs[i]);
+				MAP_PRIVATE | MAP_ANONYMOUS, &b, &addrs[i]);
 		if (ret) {
 			fprintf(stderr, "uspf bench: uspf_mmap of mapping %zu of %zu: %s\n",
 				i + 1, n, strerror(-ret));

@@ -58,16 +58,16 @@ static void get_anon_vma(struct uspf_anon_vma *av)
 		atomic_fetch_add_explicit(&av->refcount, 1, memory_order_relaxed);
 }
 
-static void anon_vma_free_rcu(struct rcu_head *head)
-{
-	kmem_cache_free(anon_vma_cachep, caa_container_of(head, struct uspf_anon_vma, rcu));
-}
-
-/* Speculative readers may have loaded the pointer: free after a grace period. */
+/*
+ * The last reference goes with the last VMA using it, and a VMA drops its
+ * reference only once no reader can see it (after its grace period, or
+ * never visible): no reader can reach the anon_vma any more.  (Lock-free
+ * readers only test the pointer for NULL; they never dereference it.)
+ */
 static void put_anon_vma(struct uspf_anon_vma *av)
 {
 	if (av && atomic_fetch_sub_explicit(&av->refcount, 1, memory_order_acq_rel) == 1)
-		call_rcu(&av->rcu, anon_vma_free_rcu);
+		kmem_cache_free(anon_vma_cachep, av);
 }
 
 struct uspf_vma *vm_area_dup(struct uspf_vma *orig)

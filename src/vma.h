@@ -52,8 +52,7 @@ struct uspf_mm;
  * Preparing it needs the mmap lock, so lock-free paths bail out without it.
  */
 struct uspf_anon_vma {
-	atomic_uint refcount;
-	struct rcu_head rcu;
+	atomic_uint refcount;	/* one per VMA pointing at it */
 };
 
 struct uspf_vma {

@@ -1,0 +1,207 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_handler.c - the handler threads (src/handler.c): every intake serves
+ * real faults, batches end in wakes, and the error paths of a resolve -
+ * EEXIST and ENOENT - are provoked and seen to wake the faulting thread.
+ */
+#include <pthread.h>
+#include <semaphore.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "helpers.h"
+
+TestSuite(handler, .timeout = 30);
+
+struct slice {
+	char *base;
+	size_t pages;
+	uint64_t first;
+};
+
+static void *check_slice(void *arg)
+{
+	struct slice *s = arg;
+
+	t_assert_pattern(s->base, s->pages * T_PAGE, 3, s->first);
+	return NULL;
+}
+
+ParameterizedTestParameters(handler, every_intake)
+{
+	static enum uspf_intake in[] = { USPF_INTAKE_URING, USPF_INTAKE_POLL, USPF_INTAKE_BUSY };
+
+	return cr_make_param_array(enum uspf_intake, in, 3);
+}
+
+ParameterizedTest(enum uspf_intake *intake, handler, every_intake)
+{
+	struct uspf_config cfg;
+	struct uspf_stats st;
+	struct slice s[4];
+	struct uspf *u;
+	char *p;
+	int i;
+
+	uspf_config_init(&cfg);
+	cfg.intake = *intake;
+	cfg.handlers = 2;
+	u = t_runtime_cfg(&cfg);
+	p = t_map_pattern(u, 4 * 128 * T_PAGE, 3);
+	for (i = 0; i < 4; i++)
+		s[i] = (struct slice){ p + i * 128 * T_PAGE, 128, (uint64_t)i * 128 };
+	t_run_threads(4, check_slice, s, sizeof(s[0]));
+	t_quiesce(u);
+	cr_assert_eq(uspf_stats(u, &st), 0);
+	cr_assert_eq(st.intake, *intake, "intake %s in use, %s asked for",
+		     uspf_intake_name(st.intake), uspf_intake_name(*intake));
+	cr_assert_eq(st.handlers, 2);
+	cr_assert_not(st.user_mode_only, "root gets a full userfaultfd");
+	cr_assert_eq(st.counters[USPF_C_PAGES], 512);
+	cr_assert_geq(st.counters[USPF_C_INTAKE_READS], 1);
+	cr_assert_leq(st.counters[USPF_C_INTAKE_READS], st.counters[USPF_C_FAULTS]);
+	/* Every fault got a handling time. */
+	{
+		uint64_t n = 0;
+
+		for (i = 0; i < USPF_HIST_BUCKETS; i++)
+			n += st.hist[i];
+		cr_assert_eq(n, st.counters[USPF_C_FAULTS]);
+		cr_assert_gt(uspf_stats_percentile(&st, 99), 0);
+	}
+	uspf_destroy(u);
+}
+
+/* Without batched wakes every resolve wakes by itself: no UFFDIO_WAKE at all. */
+Test(handler, unbatched_wakes_come_from_the_copy)
+{
+	struct uspf_config cfg;
+	struct slice s[4];
+	struct uspf *u;
+	char *p;
+	int i;
+
+	uspf_config_init(&cfg);
+	cfg.batch_wake = false;
+	cfg.handlers = 2;
+	cfg.anon_vma_at_mmap = true;
+	u = t_runtime_cfg(&cfg);
+	p = t_map_pattern(u, 4 * 64 * T_PAGE, 3);
+	for (i = 0; i < 4; i++)
+		s[i] = (struct slice){ p + i * 64 * T_PAGE, 64, (uint64_t)i * 64 };
+	t_run_threads(4, check_slice, s, sizeof(s[0]));
+	t_quiesce(u);
+	cr_assert_eq(t_counter(u, USPF_C_PAGES), 256);
+	cr_assert_eq(t_counter(u, USPF_C_WAKE), t_counter(u, USPF_C_EEXIST));
+	uspf_destroy(u);
+}
+
+/*
+ * A fill that waits while something else happens to its page.  POLL
+ * intake: a handler blocked in a fill holds no unread message, so the
+ * other handler serves the other faults.
+ */
+struct hold {
+	struct uspf *u;
+	char *p;
+	sem_t in_fill, go;
+	int fills;
+};
+
+static int holding_fill(void *arg, void *dst, uint64_t offset, size_t len)
+{
+	struct hold *h = arg;
+	size_t i;
+
+	for (i = 0; i < len / T_PAGE; i++)
+		uspf_pattern_fill(8, offset / T_PAGE + i, (char *)dst + i * T_PAGE);
+	if (offset == T_PAGE && !__atomic_fetch_add(&h->fills, 1, __ATOMIC_RELAXED)) {
+		sem_post(&h->in_fill);
+		sem_wait(&h->go);
+	}
+	return 0;
+}
+
+static struct uspf *hold_runtime(enum uspf_policy_id policy, unsigned int fault_around)
+{
+	struct uspf_config cfg;
+
+	uspf_config_init(&cfg);
+	cfg.policy = policy;
+	cfg.handlers = 2;
+	cfg.intake = USPF_INTAKE_POLL;
+	cfg.fault_around = fault_around;
+	cfg.anon_vma_at_mmap = true;
+	return t_runtime_cfg(&cfg);
+}
+
+static void *touch_page1(void *arg)
+{
+	struct hold *h = arg;
+	char page[T_PAGE];
+
+	if (t_copy_page_safe(h->p + T_PAGE, page))
+		cr_assert(uspf_pattern_check(8, 1, page));
+	return NULL;
+}
+
+/*
+ * EEXIST: the fault on page 1 fills slowly; meanwhile a fault on page 0
+ * with fault-around installs pages 0-3, page 1 included.  The slow
+ * fault's copy then finds its page present: EEXIST, and a wake.
+ *
+ *   0123
+ *   aAaa    A: the slow fault, a: installed around the fault on 0
+ */
+T_POLICY_PARAMS(handler, eexist_wakes)
+ParameterizedTest(enum uspf_policy_id *policy, handler, eexist_wakes)
+{
+	struct hold h = { 0 };
+	struct uspf_backing b = { .kind = USPF_BACKING_FILL, .fill = { holding_fill, &h } };
+	pthread_t t;
+
+	sem_init(&h.in_fill, 0, 0);
+	sem_init(&h.go, 0, 0);
+	h.u = hold_runtime(*policy, 4);
+	h.p = t_map(h.u, 4 * T_PAGE, &b);
+	cr_assert_eq(pthread_create(&t, NULL, touch_page1, &h), 0);
+	sem_wait(&h.in_fill);
+	t_assert_pattern(h.p, 4 * T_PAGE, 8, 0);
+	sem_post(&h.go);
+	pthread_join(t, NULL);
+	t_quiesce(h.u);
+	cr_assert_eq(t_counter(h.u, USPF_C_EEXIST), 1);
+	cr_assert_eq(t_counter(h.u, USPF_C_PAGES), 4);
+	uspf_destroy(h.u);
+}
+
+/*
+ * ENOENT: the program unmaps the page with the raw munmap(2) - behind the
+ * model's back, as an unmodified program might - while its fault fills.
+ * The copy finds no VMA (ENOENT); the thread is woken and its refault is
+ * a SIGSEGV, not a hang.
+ */
+T_POLICY_PARAMS(handler, enoent_wakes)
+ParameterizedTest(enum uspf_policy_id *policy, handler, enoent_wakes)
+{
+	struct hold h = { 0 };
+	struct uspf_backing b = { .kind = USPF_BACKING_FILL, .fill = { holding_fill, &h } };
+	pthread_t t;
+
+	t_segv_setup();
+	sem_init(&h.in_fill, 0, 0);
+	sem_init(&h.go, 0, 0);
+	h.u = hold_runtime(*policy, 1);
+	h.p = t_map(h.u, 4 * T_PAGE, &b);
+	cr_assert_eq(pthread_create(&t, NULL, touch_page1, &h), 0);
+	sem_wait(&h.in_fill);
+	cr_assert_eq(munmap(h.p, 4 * T_PAGE), 0);
+	sem_post(&h.go);
+	pthread_join(t, NULL);
+	t_quiesce(h.u);
+	cr_assert_eq(t_counter(h.u, USPF_C_ENOENT), 1);
+	cr_assert_eq(t_counter(h.u, USPF_C_PAGES), 0);
+	/* The model still has the VMA: take it away properly. */
+	cr_assert_eq(uspf_munmap(h.u, h.p, 4 * T_PAGE), 0);
+	uspf_destroy(h.u);
+}
