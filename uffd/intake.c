@@ -6,7 +6,8 @@
  *   URING  `depth` IORING_OP_READs in flight on the uffd, each with room for
  *          `batch` messages, plus a poll on stop_fd; one io_uring_enter both
  *          re-arms and waits.
- *   POLL   poll(2) on the uffd and stop_fd, then read(2) a batch.
+ *   POLL   epoll on the uffd (EPOLLEXCLUSIVE: one handler woken per event)
+ *          and stop_fd, then read(2) a batch.
  *   BUSY   non-blocking read(2) in a spin; stop_fd is not used, *stop is.
  *
  * The intake belongs to the thread that created it and may run in a
@@ -17,6 +18,7 @@
 #include <fcntl.h>
 #include <liburing.h>
 #include <poll.h>
+#include <sys/epoll.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -29,6 +31,7 @@
 #define MAX_DEPTH	1024u
 #define MAX_BATCH	1024u
 #define NO_STOP_FD_MS	100		/* re-check *stop this often without stop_fd */
+#define IDLE_CHECK_MS	1000		/* POLL: check the uffd is still open when idle */
 
 struct uffd_intake {
 	enum uffd_intake_kind kind;
@@ -43,6 +46,7 @@ struct uffd_intake {
 	struct uffd_msg *out;		/* what uffd_intake_wait() hands out */
 	struct uffd_msg *slots;		/* URING: depth read buffers of batch msgs */
 	bool ring_live;
+	int epfd;			/* POLL: uffd EPOLLEXCLUSIVE + stop_fd */
 	struct io_uring ring;
 };
 
@@ -236,29 +240,65 @@ static int read_batch(struct uffd_intake *in)
 	return -errno;
 }
 
+/*
+ * epoll with EPOLLEXCLUSIVE on the uffd: a fault wakes one waiting handler,
+ * not all of them (the userfaultfd's wait queue wakes every poller).  The
+ * stop_fd is watched non-exclusively: every handler must see it.
+ */
+static int epoll_setup(struct uffd_intake *in)
+{
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLEXCLUSIVE, .data.u32 = 0 };
+
+	in->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (in->epfd < 0)
+		return -errno;
+	if (epoll_ctl(in->epfd, EPOLL_CTL_ADD, in->uffd_fd, &ev))
+		goto fail;
+	if (in->stop_fd >= 0) {
+		ev.events = EPOLLIN;
+		ev.data.u32 = 1;
+		if (epoll_ctl(in->epfd, EPOLL_CTL_ADD, in->stop_fd, &ev))
+			goto fail;
+	}
+	return 0;
+fail:
+	close(in->epfd);
+	in->epfd = -1;
+	return -errno;
+}
+
 static int wait_poll(struct uffd_intake *in)
 {
-	struct pollfd pfd[2] = {
-		{ .fd = in->uffd_fd, .events = POLLIN },
-		{ .fd = in->stop_fd, .events = POLLIN },
-	};
-	int timeout = in->stop_fd < 0 ? NO_STOP_FD_MS : -1;
-	int n;
+	/*
+	 * epoll forgets a closed fd instead of reporting it: when idle, check
+	 * now and then that the uffd is still open.
+	 */
+	int timeout = in->stop_fd < 0 ? NO_STOP_FD_MS : IDLE_CHECK_MS;
+	struct epoll_event ev[2];
+	int i, n, got;
 
 	for (;;) {
+		bool readable = false;
+
 		if (stopped(in))
 			return 0;
-		if (poll(pfd, 2, timeout) < 0) {
+		got = epoll_wait(in->epfd, ev, 2, timeout);
+		if (got < 0) {
 			if (errno == EINTR)
 				continue;
 			return -errno;
 		}
-		if (pfd[0].revents & POLLNVAL)
+		if (!got && fcntl(in->uffd_fd, F_GETFD) < 0)
 			return -EBADF;
-		/* POLLERR: the fd is not past UFFDIO_API (or lost O_NONBLOCK). */
-		if ((pfd[0].revents & (POLLERR | POLLIN)) == POLLERR)
-			return -EINVAL;
-		if (!(pfd[0].revents & POLLIN))
+		for (i = 0; i < got; i++) {
+			if (ev[i].data.u32)
+				continue;
+			/* EPOLLERR alone: the fd is not past UFFDIO_API (or lost O_NONBLOCK). */
+			if ((ev[i].events & (EPOLLERR | EPOLLIN)) == EPOLLERR)
+				return -EINVAL;
+			readable = ev[i].events & EPOLLIN;
+		}
+		if (!readable)
 			continue;
 		n = read_batch(in);
 		if (n)
@@ -337,8 +377,17 @@ int uffd_intake_create(struct uffd_intake **out, int uffd_fd,
 	in->depth = depth;
 	in->batch = batch;
 	in->kind = kind;
+	in->epfd = -1;
 	if (kind == UFFD_INTAKE_URING && ring_setup(in) < 0)
 		in->kind = UFFD_INTAKE_POLL;
+	if (in->kind == UFFD_INTAKE_POLL) {
+		ret = epoll_setup(in);
+		if (ret) {
+			unmap(in, len);
+			errno = saved;
+			return ret;
+		}
+	}
 	*out = in;
 	errno = saved;
 	return 0;
@@ -385,6 +434,8 @@ void uffd_intake_destroy(struct uffd_intake *in)
 		return;
 	if (in->ring_live)
 		io_uring_queue_exit(&in->ring);
+	if (in->epfd >= 0)
+		close(in->epfd);
 	unmap(in, in->map_len);
 	errno = saved;
 }
