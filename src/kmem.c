@@ -67,13 +67,16 @@ struct kmem_cache *kmem_cache_create(const char *name, size_t size, size_t align
 
 	if (align < sizeof(void *))
 		align = sizeof(void *);
-	if (align & (align - 1) || size == 0 || size > KMEM_SLAB_SIZE / 4) {
+	/* Slabs are page aligned: no object can be aligned beyond a page. */
+	if (align & (align - 1) || align > 4096 || size == 0 || size > KMEM_SLAB_SIZE / 4) {
 		errno = EINVAL;
 		return NULL;
 	}
 	c = kmem_map(sizeof(*c));
-	if (!c)
+	if (!c) {
+		errno = ENOMEM;
 		return NULL;
+	}
 	pthread_mutex_init(&c->lock, NULL);
 	c->name = name;
 	c->size = (size + align - 1) & ~(align - 1);
