@@ -14,7 +14,7 @@
 
 #include "uspf.h"
 
-/* Check a caller's backing description: -EINVAL (bad kind, offset) or -EBADF. */
+/* Check a caller's backing: -EINVAL (bad kind, offset, no callback), -EBADF, -EACCES (write-only fd). */
 int backing_validate(const struct uspf_backing *b);
 /* vm_pgoff of a fresh mapping's first page. */
 unsigned long backing_first_pgoff(const struct uspf_backing *b);

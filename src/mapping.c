@@ -353,7 +353,8 @@ int uspf_mmap(struct uspf *u, void *addr, size_t len, int prot, int flags,
 	if (!vma)
 		return -ENOMEM;
 	mmap_write_lock(mm);
-	if (flags & MAP_FIXED)
+	/* MAP_FIXED_NOREPLACE wins over MAP_FIXED, as in the kernel. */
+	if ((flags & MAP_FIXED) && !(flags & MAP_FIXED_NOREPLACE))
 		p = map_fixed(u, (unsigned long)addr, len, prot, flags);
 	else
 		p = map_new(u, (unsigned long)addr, len, prot, flags);
@@ -604,10 +605,20 @@ int uspf_mremap(struct uspf *u, void *old_addr, size_t old_len, size_t new_len,
 	}
 	detach_finish(mm, target);
 	if ((unsigned long)p == old) {
-		/* Grown in place: the expanded VMA keeps its registration. */
+		/*
+		 * Grown in place into space the kernel found free.  A model VMA
+		 * there means memory was unmapped behind uspf's back: undo the
+		 * growth rather than let the model and the mapping disagree.
+		 */
+		ret = vma_index_set_range(&mm->index, old, old, old + new_len);
+		if (ret) {
+			syscall(SYS_mremap, old, new_len, old_len, 0, 0);
+			vm_write_end(vma);
+			goto out;
+		}
 		CMM_STORE_SHARED(vma->vm_end, old + new_len);
-		vma_index_set_range(&mm->index, old, old, old + new_len);
 		vm_write_end(vma);
+		/* The expanded VMA keeps its registration; registering again is harmless. */
 		ret = uffd_register(&u->uffd, old, new_len);
 	} else {
 		prot = vma->vm_prot;	/* vma is freed after a grace period */

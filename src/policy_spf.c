@@ -108,6 +108,7 @@ enum spf_abort {
 	SPF_SNAPSHOT = USPF_C_SPF_ABORT_SNAPSHOT,
 	SPF_VMA_CHANGED = USPF_C_SPF_ABORT_VMA_CHANGED,
 	SPF_FILL = USPF_NR_COUNTERS,	/* the backing failed: not a locking abort */
+	SPF_RETRY,			/* -EAGAIN at the commit: not a locking abort */
 };
 
 /* Find and snapshot the VMA; caller holds rcu_read_lock(). */
@@ -152,8 +153,11 @@ static enum spf_abort spf_try(struct vm_fault *vmf)
 		return SPF_VMA_CHANGED;
 	r = vmf_commit(vmf);
 	ptl_unlock(&vmf->mm->ptl, ptl);
-	if (r == VMF_AGAIN)
-		return SPF_VMA_CHANGED;	/* mmap_changing: let the classic path retry */
+	if (r == VMF_AGAIN) {
+		/* mmap_changing: not a locking abort; the classic path retries. */
+		count_event(vmf->h, USPF_C_RETRY);
+		return SPF_RETRY;
+	}
 	count_event(vmf->h, USPF_C_SPF_SUCCESS);
 	vmf_end(vmf, r);
 	return SPF_OK;
@@ -181,7 +185,7 @@ static void spf_handle_fault(struct vm_fault *vmf)
 	rcu_read_unlock();
 	if (why == SPF_OK)
 		return;
-	if (why != SPF_FILL) {
+	if (why != SPF_FILL && why != SPF_RETRY) {
 		count_event(vmf->h, (enum uspf_counter)why);
 		if (spf_abort_by_writer(why))
 			spf_note_writer_abort(mm);

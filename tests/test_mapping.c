@@ -51,6 +51,8 @@ Test(mapping, bad_arguments)
 				 (char *)p + T_PAGE, &q), -EINVAL);	/* overlapping move */
 	cr_assert_eq(uspf_mremap(u, p, 8 * T_PAGE, 9 * T_PAGE, MREMAP_MAYMOVE, NULL, &q), -EFAULT);
 	cr_assert_eq(uspf_mremap(u, p, T_PAGE, T_PAGE, 0x80, NULL, &q), -EINVAL);
+	/* MAP_FIXED_NOREPLACE wins over MAP_FIXED, as in the kernel. */
+	cr_assert_eq(uspf_mmap(u, p, T_PAGE, pa, fl | MAP_FIXED | MAP_FIXED_NOREPLACE, NULL, &q), -EEXIST);
 	/* Nothing was lost on the way. */
 	t_assert_pattern(p, 4 * T_PAGE, 1, 0);
 	uspf_destroy(u);

@@ -10,8 +10,8 @@
  * uspf_mremap() and uspf_madvise() change the real mapping and the model
  * together under the model's mmap write lock, in the order the kernel would.
  *
- * All functions returning int return 0 (or a count) on success and a
- * negative errno on failure; none of them sets errno.
+ * All functions returning int return 0 on success and a negative errno on
+ * failure; none of them sets errno.
  *
  * Thread safety: every function may be called from any thread of the
  * process, concurrently, except uspf_destroy() which must be the last call
