@@ -25,6 +25,8 @@ void uspf_config_init(struct uspf_config *cfg)
 	cfg->batch_wake = true;
 	cfg->spf_backoff_aborts = 8;
 	cfg->spf_backoff_jiffies = 1;
+	cfg->adaptive_window = 2;
+	cfg->immap_reorder = true;
 }
 
 static int bad(char *msg, size_t len, const char *what)
@@ -39,7 +41,8 @@ int uspf_config_validate(const struct uspf_config *cfg, char *msg, size_t len)
 	if (!cfg)
 		return bad(msg, len, "config: NULL");
 	if ((unsigned int)cfg->policy >= USPF_NR_POLICIES)
-		return bad(msg, len, "policy: unknown; accepted: spf, mmap-lock");
+		return bad(msg, len, "policy: unknown; accepted: spf, mmap-lock, spf-adaptive, "
+			   "pervma-rwsem, pervma-refcnt");
 	if (cfg->handlers > USPF_MAX_HANDLERS)
 		return bad(msg, len, "handlers: accepted 0 (online CPUs) to 256");
 	if ((unsigned int)cfg->intake >= USPF_NR_INTAKES)
@@ -56,6 +59,8 @@ int uspf_config_validate(const struct uspf_config *cfg, char *msg, size_t len)
 		return bad(msg, len, "spf_backoff_aborts: accepted 1 to 1000000");
 	if (cfg->spf_backoff_jiffies > 1000)
 		return bad(msg, len, "spf_backoff_jiffies: accepted 0 (off) to 1000");
+	if (cfg->adaptive_window > 1000)
+		return bad(msg, len, "adaptive_window: accepted 0 to 1000 jiffies");
 	if (msg && len)
 		msg[0] = '\0';
 	return 0;

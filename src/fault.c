@@ -31,6 +31,7 @@ void vmf_snapshot(struct vm_fault *vmf, struct uspf_vma *vma)
 	vmf->vm_pgoff = CMM_LOAD_SHARED(vma->vm_pgoff);
 	vmf->vm_flags = CMM_LOAD_SHARED(vma->vm_flags);
 	vmf->backing = vma->backing;
+	vmf->zaps = atomic_load_explicit(&vma->vm_zaps, memory_order_acquire);
 }
 
 /*
@@ -96,6 +97,42 @@ enum vmf_result vmf_commit(struct vm_fault *vmf)
 	default:
 		return VMF_ERROR;
 	}
+}
+
+static bool backing_same(const struct uspf_backing *a, const struct uspf_backing *b)
+{
+	return a->kind == b->kind && (a->kind != USPF_BACKING_PATTERN ||
+				      a->pattern.generation == b->pattern.generation);
+}
+
+void vmf_check_commit(struct vm_fault *vmf)
+{
+	struct uspf_mm *mm = vmf->mm;
+	struct uspf_vma *vma = vmf->vma;
+	const char *who = vmf->h->u->policy->name;
+	unsigned int zaps;
+
+	if (!mm_debug_checks(mm))
+		return;
+	zaps = atomic_load_explicit(&vma->vm_zaps, memory_order_acquire);
+	if (zaps != vmf->zaps)
+		mm_violation(mm, "%s: commit at %#lx after %u zaps of its VMA since the snapshot",
+			     who, vmf->address, zaps - vmf->zaps);
+	if (!vmf->vma_locked)
+		return;
+	if (vma_is_detached(vma))
+		mm_violation(mm, "%s: commit at %#lx on a detached VMA", who, vmf->address);
+	else if (CMM_LOAD_SHARED(vma->vm_mm) != mm)
+		mm_violation(mm, "%s: commit at %#lx on a VMA of another mm", who, vmf->address);
+	else if (vmf->address < CMM_LOAD_SHARED(vma->vm_start) ||
+		 vmf->address >= CMM_LOAD_SHARED(vma->vm_end))
+		mm_violation(mm, "%s: commit at %#lx outside its VMA [%#lx, %#lx)", who,
+			     vmf->address, vma->vm_start, vma->vm_end);
+	else if (!backing_same(&vmf->backing, &vma->backing))
+		mm_violation(mm, "%s: commit at %#lx of pages filled for another mapping "
+			     "(generation %lu, the VMA's is %lu)", who, vmf->address,
+			     (unsigned long)vmf->backing.pattern.generation,
+			     (unsigned long)vma->backing.pattern.generation);
 }
 
 static void vmf_account_latency(struct vm_fault *vmf)

@@ -37,6 +37,8 @@ struct vm_fault {
 	unsigned long vm_flags;
 	struct uspf_backing backing;
 	unsigned int sequence;		/* vm_sequence at the snapshot */
+	unsigned int zaps;		/* vm_zaps at the snapshot (debug checks) */
+	bool vma_locked;		/* the policy holds the VMA stable (a lock) */
 
 	/* What the commit installs: [win_start, win_start + win_len) from src. */
 	unsigned long win_start;
@@ -57,6 +59,18 @@ enum vmf_result {
 void vmf_snapshot(struct vm_fault *vmf, struct uspf_vma *vma);
 /* Pick the window (fault-around) and fill it; no lock needed. 0 or -errno. */
 int vmf_prepare(struct vm_fault *vmf);
+/*
+ * Debug checks (PROTOCOLS.md section 7), PTL held, just before the commit:
+ * no zap of the VMA ran since the snapshot (a commit now would install
+ * pages filled for memory that was replaced or dropped) - the check that
+ * holds for every policy, since a zap needs the PTL we hold; and for the
+ * policies that hold the VMA locked, that it is attached, belongs to this
+ * mm, contains the address and still has the backing the pages were
+ * filled from.  (A lock-free policy's VMA may legitimately start changing
+ * once it has revalidated: the writer's zap then waits for our PTL.)
+ * A violation is recorded, not fatal.
+ */
+void vmf_check_commit(struct vm_fault *vmf);
 /* Install the window: the caller holds the PTL of vmf->address. */
 enum vmf_result vmf_commit(struct vm_fault *vmf);
 /* Account the result and queue the wake that ends the fault. */

@@ -129,6 +129,9 @@ static void *handler_main(void *arg)
 
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	/* Register with urcu-bp now: it maps memory the first time. */
+	rcu_read_lock();
+	rcu_read_unlock();
 	ret = uffd_intake_create(&in, u->uffd.fd, (enum uffd_intake_kind)u->cfg.intake,
 				 u->cfg.uring_depth, u->cfg.read_batch, u->stop_fd, &u->stop);
 	if (ret) {

@@ -14,6 +14,51 @@
 #include "kmem.h"
 
 #define KMEM_SLAB_SIZE	(64u * 1024)
+#define KMEM_ARENA_SIZE	(1ul << 30)	/* address space only: reserved PROT_NONE */
+
+/*
+ * Slabs come from one reserved range, not from fresh mmap()s: a slab
+ * mapped while a writer of the program has just unmapped something would
+ * land in the hole it left, and a program that maps there again with
+ * MAP_FIXED (the hole is "its own" as far as it knows) would wipe it.
+ */
+static pthread_mutex_t arena_lock = PTHREAD_MUTEX_INITIALIZER;
+static char *arena;
+static size_t arena_used;
+
+static void *arena_slab(void)
+{
+	void *slab = NULL;
+	int saved = errno;
+	long p;
+
+	pthread_mutex_lock(&arena_lock);
+	if (!arena) {
+		p = syscall(SYS_mmap, NULL, KMEM_ARENA_SIZE, PROT_NONE,
+			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		arena = p == -1 ? MAP_FAILED : (char *)p;
+	}
+	if (arena != MAP_FAILED && arena_used + KMEM_SLAB_SIZE <= KMEM_ARENA_SIZE &&
+	    !syscall(SYS_mprotect, arena + arena_used, KMEM_SLAB_SIZE, PROT_READ | PROT_WRITE)) {
+		slab = arena + arena_used;
+		arena_used += KMEM_SLAB_SIZE;
+	}
+	pthread_mutex_unlock(&arena_lock);
+	errno = saved;
+	return slab ? slab : kmem_map(KMEM_SLAB_SIZE);	/* arena full: plain pages */
+}
+
+static void arena_slab_free(void *slab)
+{
+	char *p = slab;
+
+	if (arena && arena != MAP_FAILED && p >= arena && p < arena + KMEM_ARENA_SIZE) {
+		/* Give the memory back, keep the address space reserved. */
+		syscall(SYS_madvise, slab, KMEM_SLAB_SIZE, MADV_DONTNEED);
+		return;
+	}
+	kmem_unmap(slab, KMEM_SLAB_SIZE);
+}
 
 static size_t page_round(size_t len)
 {
@@ -87,7 +132,7 @@ struct kmem_cache *kmem_cache_create(const char *name, size_t size, size_t align
 /* Carve a new slab into free objects; called with c->lock held. */
 static int kmem_cache_grow(struct kmem_cache *c)
 {
-	struct kmem_slab *slab = kmem_map(KMEM_SLAB_SIZE);
+	struct kmem_slab *slab = arena_slab();
 	size_t off;
 
 	if (!slab)
@@ -143,6 +188,23 @@ size_t kmem_cache_in_use(struct kmem_cache *c)
 	return n;
 }
 
+int kmem_cache_protect(struct kmem_cache *c, int prot)
+{
+	struct kmem_slab *s, *next;
+	int ret = 0;
+
+	if (!c)
+		return 0;
+	pthread_mutex_lock(&c->lock);
+	for (s = c->slabs; s && !ret; s = next) {
+		next = s->next;	/* read before the slab may become read-only */
+		if (syscall(SYS_mprotect, s, KMEM_SLAB_SIZE, prot))
+			ret = -errno;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return ret;
+}
+
 void kmem_cache_destroy(struct kmem_cache *c)
 {
 	struct kmem_slab *s, *next;
@@ -151,7 +213,7 @@ void kmem_cache_destroy(struct kmem_cache *c)
 		return;
 	for (s = c->slabs; s; s = next) {
 		next = s->next;
-		kmem_unmap(s, KMEM_SLAB_SIZE);
+		arena_slab_free(s);
 	}
 	pthread_mutex_destroy(&c->lock);
 	kmem_unmap(c, sizeof(*c));

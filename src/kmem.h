@@ -28,5 +28,10 @@ void kmem_cache_free(struct kmem_cache *c, void *obj);
 /* Objects allocated and not yet freed (for leak checks). */
 size_t kmem_cache_in_use(struct kmem_cache *c);
 void kmem_cache_destroy(struct kmem_cache *c);
+/*
+ * Debug: mprotect() every slab of the cache (PROT_READ to catch writes,
+ * then PROT_READ | PROT_WRITE).  No allocation or free may run meanwhile.
+ */
+int kmem_cache_protect(struct kmem_cache *c, int prot);
 
 #endif

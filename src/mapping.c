@@ -5,19 +5,24 @@
  *
  * Each takes the mmap write lock and changes the real mapping and the
  * model together, in the kernel's order (mm/mmap.c, mm/vma.c,
- * mm/mprotect.c, mm/mremap.c, mm/madvise.c): VMA fields and page-table
- * zaps change only inside vm_write_begin()/vm_write_end(); a removed VMA is
- * erased from the index, then marked detached, then freed after a grace
- * period; the real syscall that zaps runs with the range's PTLs held, so a
- * speculative commit either lands before it or sees the sequence change.
+ * mm/mprotect.c, mm/mremap.c, mm/madvise.c): a VMA about to change is
+ * write-locked for the per-VMA lock policies (vma_start_write()) and its
+ * fields and page-table zaps change only inside vm_write_begin()/
+ * vm_write_end() for the speculative ones; a removed VMA is marked
+ * detached, erased from the index, then freed (after a grace period, or at
+ * once into the type-safe cache); the real syscall that zaps runs with the
+ * range's PTLs held, so a speculative commit either lands before it or
+ * sees the sequence change.
  */
 #include <errno.h>
 #include <string.h>
+#include <stdbool.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include "backing.h"
+#include "file.h"
 #include "runtime.h"
 #include "vma.h"
 
@@ -66,22 +71,69 @@ static struct uspf_vma *find_vma(struct uspf_mm *mm, unsigned long addr)
 	return vma_index_find(&mm->index, addr, NULL, NULL);
 }
 
-/* Insert a fully set-up VMA: only now can a lock-free fault find it. */
-static int vma_attach(struct uspf_mm *mm, struct uspf_vma *vma)
+/*
+ * Insert a fully set-up VMA, write-locked as the kernel's new VMAs are:
+ * a per-VMA reader can take it only after mmap_write_unlock().
+ */
+static int vma_insert(struct uspf_mm *mm, struct uspf_vma *vma)
 {
-	int ret = vma_index_insert(&mm->index, vma->vm_start, vma->vm_end, vma);
+	int ret;
 
+	vma_start_write(vma);
+	ret = vma_index_insert(&mm->index, vma->vm_start, vma->vm_end, vma);
 	if (ret)
 		return ret;
-	atomic_store_explicit(&vma->detached, false, memory_order_release);
+	vma_mark_attached(vma);
 	return 0;
 }
 
-/* Erase, then mark dead: the order Dufour's series used (RB_CLEAR_NODE after erase). */
-static void vma_detach(struct uspf_mm *mm, struct uspf_vma *vma)
+/*
+ * mmap_region()'s link of a new VMA: into the index and, file-backed, into
+ * its file's i_mmap.  Before Yu Ma's 2023 reordering the index insert ran
+ * inside i_mmap_lock_write() though it never touches i_mmap; after it,
+ * only __vma_link_file() does (mm->immap_reorder).  The VMA is in the
+ * index before it is in i_mmap, but write-locked until mmap_write_unlock()
+ * (Liam Howlett's concern: not readable until fully set up).
+ */
+static int vma_attach(struct uspf_mm *mm, struct uspf_vma *vma)
 {
+	struct uspf_file *f = vma->vm_file;
+	uint64_t t0 = 0;
+	int ret;
+
+	if (!f)
+		return vma_insert(mm, vma);
+	if (!mm->immap_reorder)
+		i_mmap_lock_write(mm, f, &t0);
+	ret = vma_insert(mm, vma);
+	if (!ret) {
+		if (mm->immap_reorder)
+			i_mmap_lock_write(mm, f, &t0);
+		vma_link_file(vma);
+	}
+	if (!ret || !mm->immap_reorder)
+		i_mmap_unlock_write(mm, f, t0);
+	return ret;
+}
+
+/* Out of the index and out of its file's i_mmap. */
+static void vma_erase(struct uspf_mm *mm, struct uspf_vma *vma)
+{
+	uint64_t t0;
+
 	vma_index_erase(&mm->index, vma->vm_start);
-	atomic_store_explicit(&vma->detached, true, memory_order_release);
+	if (vma->vm_file) {
+		i_mmap_lock_write(mm, vma->vm_file, &t0);
+		vma_unlink_file(vma);
+		i_mmap_unlock_write(mm, vma->vm_file, t0);
+	}
+}
+
+/* Write-lock and enter a VMA that is about to change (vma_start_write + vm_write_begin). */
+static void vma_write_enter(struct uspf_vma *vma)
+{
+	vma_start_write(vma);
+	vm_write_begin(vma);
 }
 
 /*
@@ -92,21 +144,29 @@ static int split_vma(struct uspf_mm *mm, struct uspf_vma *vma, unsigned long add
 {
 	struct uspf_vma *new = vm_area_dup(vma);
 	unsigned long old_end = vma->vm_end;
+	uint64_t t0 = 0;
 	int ret;
 
 	if (!new)
 		return -ENOMEM;
 	new->vm_start = addr;
 	new->vm_pgoff = vma->vm_pgoff + ((addr - vma->vm_start) >> PAGE_SHIFT);
-	vm_write_begin(vma);
+	/* vma_prepare(): no i_mmap reader sees a range half-changed. */
+	if (vma->vm_file)
+		i_mmap_lock_write(mm, vma->vm_file, &t0);
+	vma_write_enter(vma);
 	CMM_STORE_SHARED(vma->vm_end, addr);
 	vma_index_set_range(&mm->index, vma->vm_start, vma->vm_start, addr);
-	ret = vma_attach(mm, new);
+	ret = vma_insert(mm, new);
 	if (ret) {
 		CMM_STORE_SHARED(vma->vm_end, old_end);
 		vma_index_set_range(&mm->index, vma->vm_start, vma->vm_start, old_end);
+	} else if (new->vm_file) {
+		vma_link_file(new);
 	}
 	vm_write_end(vma);
+	if (vma->vm_file)
+		i_mmap_unlock_write(mm, vma->vm_file, t0);
 	if (ret)
 		vm_area_free(new);
 	return ret;
@@ -130,11 +190,11 @@ static int split_at_edges(struct uspf_mm *mm, unsigned long start, unsigned long
 }
 
 /*
- * First half of do_vmi_munmap(): split at the edges, then write-enter
- * every VMA inside [start, end) (vm_sequence odd) and list them.  The
- * caller zaps the real memory, then detach_finish() erases them from the
- * index, marks them dead and frees them after a grace period; or, if the
- * zap failed, detach_cancel() leaves them as they were.
+ * First half of do_vmi_munmap(): split at the edges, then write-lock,
+ * enter and mark detached every VMA inside [start, end), and list them.
+ * The caller erases them from the index (detach_erase()) and zaps the real
+ * memory, in the order it needs, then detach_finish() frees them; or, if
+ * the zap failed, detach_cancel() attaches them again.
  */
 static int detach_range(struct uspf_mm *mm, unsigned long start, unsigned long end,
 			struct uspf_vma **gone)
@@ -148,7 +208,8 @@ static int detach_range(struct uspf_mm *mm, unsigned long start, unsigned long e
 	if (ret)
 		return ret;
 	while (addr < end && (vma = find_vma(mm, addr)) && vma->vm_start < end) {
-		vm_write_begin(vma);
+		vma_write_enter(vma);
+		vma_mark_detached(vma);
 		vma->detach_next = NULL;
 		*tail = vma;
 		tail = &vma->detach_next;
@@ -157,13 +218,19 @@ static int detach_range(struct uspf_mm *mm, unsigned long start, unsigned long e
 	return 0;
 }
 
-static void detach_finish(struct uspf_mm *mm, struct uspf_vma *gone)
+static void detach_erase(struct uspf_mm *mm, struct uspf_vma *gone)
+{
+	for (; gone; gone = gone->detach_next)
+		vma_erase(mm, gone);
+}
+
+/* End the write sections and free; the VMAs are out of the index. */
+static void detach_finish(struct uspf_vma *gone)
 {
 	struct uspf_vma *next;
 
 	for (; gone; gone = next) {
 		next = gone->detach_next;
-		vma_detach(mm, gone);
 		vm_write_end(gone);
 		vm_area_free_rcu(gone);
 	}
@@ -171,8 +238,28 @@ static void detach_finish(struct uspf_mm *mm, struct uspf_vma *gone)
 
 static void detach_cancel(struct uspf_vma *gone)
 {
-	for (; gone; gone = gone->detach_next)
+	for (; gone; gone = gone->detach_next) {
+		vma_mark_attached(gone);
 		vm_write_end(gone);
+	}
+}
+
+/*
+ * vma's pages are being taken away - unmapped, replaced, moved - with the
+ * range's PTLs held (debug checks: a commit after this installs pages
+ * filled for memory that is gone).  MADV_DONTNEED does not count: the
+ * pages refill with the same contents, so a fill from before it is not
+ * stale (spf-adaptive, with no sequence count, commits across one).
+ */
+static void vma_zapped(struct uspf_vma *vma)
+{
+	atomic_fetch_add_explicit(&vma->vm_zaps, 1, memory_order_release);
+}
+
+static void zapped_listed(struct uspf_vma *gone)
+{
+	for (; gone; gone = gone->detach_next)
+		vma_zapped(gone);
 }
 
 /* Zap the listed VMAs' memory, PTLs held. */
@@ -180,12 +267,13 @@ static void zap_listed(struct uspf_mm *mm, struct uspf_vma *gone)
 {
 	for (; gone; gone = gone->detach_next) {
 		ptl_lock_range(&mm->ptl, gone->vm_start, gone->vm_end);
+		vma_zapped(gone);
 		syscall(SYS_munmap, gone->vm_start, gone->vm_end - gone->vm_start);
 		ptl_unlock_range(&mm->ptl, gone->vm_start, gone->vm_end);
 	}
 }
 
-/* do_vmi_munmap() of the model's VMAs in [start, end). */
+/* do_vmi_munmap() of the model's VMAs in [start, end), mmap write lock kept. */
 static int unmap_range(struct uspf_mm *mm, unsigned long start, unsigned long end)
 {
 	struct uspf_vma *gone;
@@ -193,8 +281,9 @@ static int unmap_range(struct uspf_mm *mm, unsigned long start, unsigned long en
 
 	if (ret)
 		return ret;
+	detach_erase(mm, gone);
 	zap_listed(mm, gone);
-	detach_finish(mm, gone);
+	detach_finish(gone);
 	return 0;
 }
 
@@ -206,7 +295,7 @@ static bool same_backing(const struct uspf_backing *a, const struct uspf_backing
 	case USPF_BACKING_PATTERN:
 		return a->pattern.generation == b->pattern.generation;
 	case USPF_BACKING_FILE:
-		return a->file.fd == b->file.fd;
+		return a->file.fd == b->file.fd;	/* the file object's own fd */
 	case USPF_BACKING_FILL:
 		return a->fill.fn == b->fill.fn && a->fill.arg == b->fill.arg;
 	default:
@@ -231,15 +320,24 @@ static bool vma_can_merge(const struct uspf_vma *prev, const struct uspf_vma *ne
 /* vma_merge(): next folds into prev; next is detached and freed after a grace period. */
 static void vma_merge_pair(struct uspf_mm *mm, struct uspf_vma *prev, struct uspf_vma *next)
 {
-	vm_write_begin(prev);
-	vm_write_begin(next);
-	vma_detach(mm, next);
+	uint64_t t0 = 0;
+
+	if (prev->vm_file)
+		i_mmap_lock_write(mm, prev->vm_file, &t0);
+	vma_write_enter(prev);
+	vma_write_enter(next);
+	vma_mark_detached(next);
+	vma_index_erase(&mm->index, next->vm_start);
+	if (next->vm_file)
+		vma_unlink_file(next);
 	if (!prev->anon_vma && next->anon_vma)
 		anon_vma_share(prev, next);
 	CMM_STORE_SHARED(prev->vm_end, next->vm_end);
 	vma_index_set_range(&mm->index, prev->vm_start, prev->vm_start, prev->vm_end);
 	vm_write_end(next);
 	vm_write_end(prev);
+	if (prev->vm_file)
+		i_mmap_unlock_write(mm, prev->vm_file, t0);
 	vm_area_free_rcu(next);
 }
 
@@ -286,6 +384,7 @@ static long map_fixed(struct uspf *u, unsigned long addr, size_t len, int prot, 
 	if (ret)
 		return ret;
 	ptl_lock_range(&mm->ptl, addr, addr + len);
+	zapped_listed(gone);
 	p = sys_mmap(addr, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED |
 		     (flags & MAP_NORESERVE));
 	ptl_unlock_range(&mm->ptl, addr, addr + len);
@@ -294,7 +393,8 @@ static long map_fixed(struct uspf *u, unsigned long addr, size_t len, int prot, 
 		detach_cancel(gone);	/* the old memory is still there */
 		return ret;
 	}
-	detach_finish(mm, gone);
+	detach_erase(mm, gone);
+	detach_finish(gone);
 	ret = uffd_register(&u->uffd, addr, len);
 	if (!ret && prot != PROT_NONE && syscall(SYS_mprotect, addr, len, prot))
 		ret = -errno;
@@ -352,6 +452,13 @@ int uspf_mmap(struct uspf *u, void *addr, size_t len, int prot, int flags,
 	vma = vm_area_alloc(mm);
 	if (!vma)
 		return -ENOMEM;
+	if (backing->kind == USPF_BACKING_FILE) {
+		ret = file_get(backing->file.fd, &vma->vm_file);
+		if (ret) {
+			vm_area_free(vma);
+			return ret;
+		}
+	}
 	mmap_write_lock(mm);
 	/* MAP_FIXED_NOREPLACE wins over MAP_FIXED, as in the kernel. */
 	if ((flags & MAP_FIXED) && !(flags & MAP_FIXED_NOREPLACE))
@@ -371,6 +478,8 @@ int uspf_mmap(struct uspf *u, void *addr, size_t len, int prot, int flags,
 	vma->vm_prot = prot;
 	vma->vm_flags = vm_flags_of(prot);
 	vma->backing = *backing;
+	if (vma->vm_file)
+		vma->backing.file.fd = vma->vm_file->fd;	/* ours: the caller may close theirs */
 	ret = mm->anon_vma_at_mmap ? anon_vma_prepare(vma) : 0;
 	if (!ret)
 		ret = vma_attach(mm, vma);
@@ -390,15 +499,29 @@ int uspf_mmap(struct uspf *u, void *addr, size_t len, int prot, int flags,
 int uspf_munmap(struct uspf *u, void *addr, size_t len)
 {
 	unsigned long start = (unsigned long)addr;
+	struct uspf_vma *gone;
 	int ret;
 
 	if (!u || !range_valid(start, len))
 		return -EINVAL;
 	len = page_align(len);
 	mmap_write_lock(&u->mm);
-	ret = unmap_range(&u->mm, start, start + len);
-	mmap_write_unlock(&u->mm);
-	return ret;
+	ret = detach_range(&u->mm, start, start + len, &gone);
+	if (ret) {
+		mmap_write_unlock(&u->mm);
+		return ret;
+	}
+	/*
+	 * As do_vmi_align_munmap(): once the VMAs are out of the tree, the
+	 * zap needs only the read lock; downgrading releases the VMA write
+	 * locks (vma_end_write_all()) and lets faults elsewhere proceed.
+	 */
+	detach_erase(&u->mm, gone);
+	mmap_write_downgrade(&u->mm);
+	zap_listed(&u->mm, gone);
+	detach_finish(gone);
+	mmap_read_unlock(&u->mm);
+	return 0;
 }
 
 /* Is [start, end) covered by VMAs with no hole?  (-ENOMEM otherwise, as the kernel.) */
@@ -416,7 +539,7 @@ static bool range_mapped(struct uspf_mm *mm, unsigned long start, unsigned long 
 	return true;
 }
 
-/* vm_write_begin() every VMA in [start, end) (or _end() them). */
+/* vma_write_enter() every VMA in [start, end) (or vm_write_end() them). */
 static void write_range(struct uspf_mm *mm, unsigned long start, unsigned long end, bool begin)
 {
 	struct uspf_vma *vma;
@@ -424,7 +547,7 @@ static void write_range(struct uspf_mm *mm, unsigned long start, unsigned long e
 
 	while (addr < end && (vma = find_vma(mm, addr)) && vma->vm_start < end) {
 		if (begin)
-			vm_write_begin(vma);
+			vma_write_enter(vma);
 		else
 			vm_write_end(vma);
 		addr = vma->vm_end;
@@ -498,6 +621,30 @@ int uspf_madvise(struct uspf *u, void *addr, size_t len, int advice)
 }
 
 /* mremap() that moved [old, old+old_len) to [new, new+new_len): a new VMA, the old detached. */
+/*
+ * The kernel VMA the moved range landed in may span model VMAs around it
+ * (the kernel merges whatever is compatible, generations aside): register
+ * again every model VMA contiguous with it.  A PROT_NONE move is the case
+ * where this matters: it could merge with PROT_NONE neighbours.
+ */
+static void register_neighbours(struct uspf *u, struct uspf_vma *moved)
+{
+	struct uspf_mm *mm = &u->mm;
+	unsigned long start = moved->vm_start, end = moved->vm_end;
+	unsigned long s, e;
+
+	while (start && vma_index_find(&mm->index, start - 1, &s, &e) && e == start) {
+		if (uffd_register(&u->uffd, s, e - s))
+			break;
+		start = s;
+	}
+	while (vma_index_find(&mm->index, end, &s, &e) && s == end) {
+		if (uffd_register(&u->uffd, s, e - s))
+			return;
+		end = e;
+	}
+}
+
 static int mremap_moved(struct uspf *u, struct uspf_vma *vma, unsigned long new, size_t new_len)
 {
 	struct uspf_mm *mm = &u->mm;
@@ -515,14 +662,18 @@ static int mremap_moved(struct uspf *u, struct uspf_vma *vma, unsigned long new,
 	ret = uffd_register(&u->uffd, new, new_len);
 	if (!ret)
 		ret = vma_attach(mm, moved);
+	vma_erase(mm, vma);	/* marked detached by the caller */
 	vma->detach_next = NULL;
-	detach_finish(mm, vma);	/* ends the write section begun by the caller */
+	detach_finish(vma);	/* ends the write section begun by the caller */
 	if (ret) {
 		/* The memory moved but cannot be served: take it away whole. */
 		syscall(SYS_munmap, new, new_len);
 		vm_area_free(moved);
+		return ret;
 	}
-	return ret;
+	/* Best effort: a neighbour that cannot be registered is not ours to serve. */
+	register_neighbours(u, moved);
+	return 0;
 }
 
 int uspf_mremap(struct uspf *u, void *old_addr, size_t old_len, size_t new_len,
@@ -576,7 +727,7 @@ int uspf_mremap(struct uspf *u, void *old_addr, size_t old_len, size_t new_len,
 			goto out;
 	}
 	vma = find_vma(mm, old);
-	vm_write_begin(vma);
+	vma_write_enter(vma);
 	/* Two ranges may share stripes: a FIXED move takes them all, in order. */
 	lock_start = old;
 	lock_end = old + old_len;
@@ -586,24 +737,38 @@ int uspf_mremap(struct uspf *u, void *old_addr, size_t old_len, size_t new_len,
 	}
 	ptl_lock_range(&mm->ptl, lock_start, lock_end);
 	/*
-	 * The moved range loses its registration until we register it again
-	 * (no EVENT_REMAP); a FIXED target is known to other threads, so it
-	 * travels PROT_NONE and gets its protection back once registered.
+	 * Without EVENT_REMAP the kernel drops the registration of the VMA the
+	 * moved range ends up in (mremap_userfaultfd_prep()) - and that VMA
+	 * may be a registered neighbour the move merged into, whose missing
+	 * pages would then read kernel zeros.  So a range that may move
+	 * travels PROT_NONE: it cannot merge with an accessible neighbour, a
+	 * FIXED target known to other threads faults instead of reading zeros,
+	 * and it gets its protection back once registered again.
 	 */
-	hide = (flags & MREMAP_FIXED) && vma->vm_prot != PROT_NONE;
+	hide = (flags & MREMAP_MAYMOVE) && vma->vm_prot != PROT_NONE;
 	if (hide)
 		syscall(SYS_mprotect, old, old_len, PROT_NONE);
+	vma_zapped(vma);	/* its pages leave (a shrink of the model follows) */
+	zapped_listed(target);
 	p = syscall(SYS_mremap, old, old_len, new_len, flags, newa);
 	ret = p == -1 ? -errno : 0;
 	if (ret && hide)
 		syscall(SYS_mprotect, old, old_len, vma->vm_prot);
+	/*
+	 * Moved: the old VMA is dead before the PTLs go, so a commit that
+	 * takes them after us sees it detached (spf-adaptive revalidates by
+	 * hand, with no sequence count to tell it).
+	 */
+	if (!ret && (unsigned long)p != old)
+		vma_mark_detached(vma);
 	ptl_unlock_range(&mm->ptl, lock_start, lock_end);
 	if (ret) {
 		vm_write_end(vma);
 		detach_cancel(target);
 		goto out;
 	}
-	detach_finish(mm, target);
+	detach_erase(mm, target);
+	detach_finish(target);
 	if ((unsigned long)p == old) {
 		/*
 		 * Grown in place into space the kernel found free.  A model VMA
@@ -620,6 +785,8 @@ int uspf_mremap(struct uspf *u, void *old_addr, size_t old_len, size_t new_len,
 		vm_write_end(vma);
 		/* The expanded VMA keeps its registration; registering again is harmless. */
 		ret = uffd_register(&u->uffd, old, new_len);
+		if (!ret && hide && syscall(SYS_mprotect, old, new_len, vma->vm_prot))
+			ret = -errno;
 	} else {
 		prot = vma->vm_prot;	/* vma is freed after a grace period */
 		ret = mremap_moved(u, vma, (unsigned long)p, new_len);

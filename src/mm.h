@@ -20,6 +20,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "inject.h"
 #include "jiffies.h"
 #include "ptl.h"
 #include "rwsem.h"
@@ -27,6 +28,7 @@
 #include "vma_index.h"
 
 struct uffd;
+struct vma_lock_ops;
 
 struct uspf_mm {
 	struct rw_semaphore mmap_lock;
@@ -41,6 +43,7 @@ struct uspf_mm {
 	_Atomic unsigned long mmap_sem_contention_jiffies;
 
 	/* spf backoff: aborts counted per jiffy; a storm sends faults to the mm lock. */
+	unsigned int adaptive_window;	/* spf-adaptive: jiffies of speculation after contention */
 	unsigned int spf_backoff_aborts;
 	unsigned int spf_backoff_jiffies;
 	_Atomic unsigned long spf_abort_jiffies;
@@ -49,14 +52,59 @@ struct uspf_mm {
 	_Atomic bool spf_backoff_armed;
 
 	_Atomic uint64_t vma_writes;	/* vm_write_begin() calls */
+	_Atomic uint64_t vma_write_waits;	/* vma_start_write() that waited for readers */
+	bool immap_reorder;		/* Yu Ma: i_mmap_rwsem only around the file link */
+	_Atomic uint64_t i_mmap_holds;	/* i_mmap_rwsem write holds by this mm, */
+	_Atomic uint64_t i_mmap_hold_ns;	/* their total time, */
+	_Atomic uint64_t i_mmap_contended;	/* and those that had to wait */
 
-	struct ptl_table ptl;
+	/* Bug injection and invariant checks (inject.h). */
+	_Atomic uint64_t inject;	/* switched while handlers run: atomics, relaxed */
+	atomic_bool debug_checks;
+	_Atomic uint64_t violations;
+	atomic_bool violation_ready;
+	char violation[256];
+	const struct vma_lock_ops *vma_lock;	/* the policy's per-VMA lock, or NULL */
+
+	/* Its own pages: the model above can be made read-only (inject.h). */
+	struct ptl_table ptl __attribute__((aligned(4096)));
 };
+
+/*
+ * rcutorture's trick: with debug checks on (the torture), stall now and
+ * then at the points where a protocol's window is a few instructions wide
+ * (between finding a VMA and locking it, between a check and the lock it
+ * guards), so that writers get to run inside it.  Thread-local state: no
+ * shared write, and nothing at all when debug checks are off.
+ */
+void torture_stall(void);
+
+static inline bool mm_debug_checks(const struct uspf_mm *mm)
+{
+	return atomic_load_explicit((atomic_bool *)&mm->debug_checks, memory_order_relaxed);
+}
+
+static inline void torture_window(const struct uspf_mm *mm)
+{
+	if (__builtin_expect(mm_debug_checks(mm), 0))
+		torture_stall();
+}
+
+/* Record an invariant violation (debug checks); the first is described. */
+void mm_violation(struct uspf_mm *mm, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
 int mm_init(struct uspf_mm *mm, struct uffd *uffd, unsigned int hz, bool anon_vma_at_mmap,
 	    unsigned int backoff_aborts, unsigned int backoff_jiffies);
 /* Unmap nothing: the caller has removed every VMA. */
 void mm_destroy(struct uspf_mm *mm);
+
+static inline bool inject(const struct uspf_mm *mm, unsigned int which)
+{
+	uint64_t mask = atomic_load_explicit((_Atomic uint64_t *)&mm->inject, memory_order_relaxed);
+
+	return __builtin_expect(mask != 0, 0) && (mask & (1ull << which));
+}
 
 static inline unsigned long mm_jiffies(const struct uspf_mm *mm)
 {
@@ -96,9 +144,11 @@ static inline void mmap_write_unlock(struct uspf_mm *mm)
 	up_write(&mm->mmap_lock);
 }
 
+/* Downgrade releases every VMA write lock too (vma_end_write_all()). */
 static inline void mmap_write_downgrade(struct uspf_mm *mm)
 {
-	write_seqcount_end(&mm->mm_lock_seq);
+	if (!inject(mm, INJ_RWSEM_DOWNGRADE_KEEPS_LOCKS))
+		write_seqcount_end(&mm->mm_lock_seq);
 	downgrade_write(&mm->mmap_lock);
 }
 

@@ -10,6 +10,9 @@
 static const struct uspf_policy *const policies[USPF_NR_POLICIES] = {
 	[USPF_POLICY_SPF] = &policy_spf,
 	[USPF_POLICY_MMAP_LOCK] = &policy_mmap_lock,
+	[USPF_POLICY_SPF_ADAPTIVE] = &policy_spf_adaptive,
+	[USPF_POLICY_PERVMA_RWSEM] = &policy_pervma_rwsem,
+	[USPF_POLICY_PERVMA_REFCNT] = &policy_pervma_refcnt,
 };
 
 const struct uspf_policy *policy_get(enum uspf_policy_id id)

@@ -18,10 +18,14 @@ struct uspf_policy {
 	enum uspf_policy_id id;
 	const char *models;		/* one line: what kernel design it models */
 	void (*handle_fault)(struct vm_fault *vmf);
+	const struct vma_lock_ops *vma_lock;	/* its per-VMA lock, or NULL */
 };
 
 extern const struct uspf_policy policy_spf;
 extern const struct uspf_policy policy_mmap_lock;
+extern const struct uspf_policy policy_spf_adaptive;
+extern const struct uspf_policy policy_pervma_rwsem;
+extern const struct uspf_policy policy_pervma_refcnt;
 
 const struct uspf_policy *policy_get(enum uspf_policy_id id);
 
@@ -30,5 +34,7 @@ const struct uspf_policy *policy_get(enum uspf_policy_id id);
  * handle_mm_fault() with mmap_lock held for read.
  */
 void do_fault_mmap_lock(struct vm_fault *vmf);
+/* The same, entered with mmap_read_lock() held (spf-adaptive's trylock); releases it. */
+void do_fault_mmap_lock_locked(struct vm_fault *vmf);
 
 #endif

@@ -28,15 +28,17 @@ static void mmap_lock_fault_contended(struct vm_fault *vmf)
 	}
 }
 
-void do_fault_mmap_lock(struct vm_fault *vmf)
+/* The classic fault with mmap_read_lock() already held; releases it. */
+void do_fault_mmap_lock_locked(struct vm_fault *vmf)
 {
 	struct uspf_mm *mm = vmf->mm;
 	struct uspf_vma *vma;
 	enum vmf_result r;
 	unsigned int ptl, tries = 0;
+	bool early_unlock;
 
 	count_event(vmf->h, USPF_C_MMAP_LOCK_FAULT);
-	mmap_lock_fault_contended(vmf);
+	vmf->vma_locked = true;	/* by mmap_lock, read */
 	vma = vma_lookup(mm, vmf->address);
 	if (!vma || vmf->address < vma->vm_start || vmf->address >= vma->vm_end) {
 		mmap_read_unlock(mm);
@@ -58,16 +60,27 @@ void do_fault_mmap_lock(struct vm_fault *vmf)
 		return;
 	}
 	ptl = ptl_index(vmf->address);
+	early_unlock = inject(mm, INJ_MMAP_LOCK_EARLY_UNLOCK);
+	if (early_unlock)
+		mmap_read_unlock(mm);	/* the bug: writers may change the VMA now */
 	for (;;) {
 		ptl_lock(&mm->ptl, ptl);
+		vmf_check_commit(vmf);
 		r = vmf_commit(vmf);
 		ptl_unlock(&mm->ptl, ptl);
 		if (r != VMF_AGAIN || ++tries > VMF_MAX_RETRIES)
 			break;
 		count_event(vmf->h, USPF_C_RETRY);
 	}
-	mmap_read_unlock(mm);
+	if (!early_unlock)
+		mmap_read_unlock(mm);
 	vmf_end(vmf, r);
+}
+
+void do_fault_mmap_lock(struct vm_fault *vmf)
+{
+	mmap_lock_fault_contended(vmf);
+	do_fault_mmap_lock_locked(vmf);
 }
 
 static void mmap_lock_handle_fault(struct vm_fault *vmf)

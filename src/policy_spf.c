@@ -87,11 +87,12 @@ static bool pte_map_lock(struct vm_fault *vmf, unsigned int ptl)
 	for (;;) {
 		if (vma_has_changed(vmf))
 			return false;
+		torture_window(mm);
 		if (ptl_trylock(&mm->ptl, ptl))
 			break;
 		__builtin_ia32_pause();
 	}
-	if (vma_has_changed(vmf)) {
+	if (vma_has_changed(vmf) && !inject(mm, INJ_SPF_NO_REVALIDATE)) {
 		ptl_unlock(&mm->ptl, ptl);
 		return false;
 	}
@@ -127,6 +128,7 @@ static enum spf_abort spf_find_vma(struct vm_fault *vmf)
 	/* __anon_vma_prepare() needs mmap_lock: leave it to the classic path. */
 	if (!CMM_LOAD_SHARED(vma->anon_vma))
 		return SPF_NO_ANON_VMA;
+	torture_window(vmf->mm);
 	vmf_snapshot(vmf, vma);
 	if (vmf->address < vmf->vm_start || vmf->address >= vmf->vm_end)
 		return SPF_OUTSIDE;
@@ -149,10 +151,20 @@ static enum spf_abort spf_try(struct vm_fault *vmf)
 		return why;
 	if (vmf_prepare(vmf))
 		return SPF_FILL;
-	if (!pte_map_lock(vmf, ptl))
-		return SPF_VMA_CHANGED;
-	r = vmf_commit(vmf);
-	ptl_unlock(&vmf->mm->ptl, ptl);
+	if (inject(vmf->mm, INJ_SPF_COMMIT_BEFORE_PTL)) {
+		/* The bug: revalidate, then commit with no PTL to order us against a zap. */
+		if (vma_has_changed(vmf))
+			return SPF_VMA_CHANGED;
+		torture_window(vmf->mm);
+		vmf_check_commit(vmf);
+		r = vmf_commit(vmf);
+	} else {
+		if (!pte_map_lock(vmf, ptl))
+			return SPF_VMA_CHANGED;
+		vmf_check_commit(vmf);
+		r = vmf_commit(vmf);
+		ptl_unlock(&vmf->mm->ptl, ptl);
+	}
 	if (r == VMF_AGAIN) {
 		/* mmap_changing: not a locking abort; the classic path retries. */
 		count_event(vmf->h, USPF_C_RETRY);

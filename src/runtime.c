@@ -70,8 +70,30 @@ static void runtime_free(struct uspf *u)
 	kmem_unmap(u, sizeof(*u));
 }
 
+static void rcu_warm_nop(struct rcu_head *head)
+{
+}
+
+/*
+ * liburcu maps memory the first time a thread reads or call_rcu() runs
+ * (its registry, its call_rcu worker).  Let that happen now, not in the
+ * middle of a writer, where it could take the hole an munmap just left
+ * and be wiped by the program's next MAP_FIXED there.
+ */
+static void rcu_warm_up(void)
+{
+	static struct rcu_head head;
+
+	rcu_read_lock();
+	rcu_read_unlock();
+	call_rcu(&head, rcu_warm_nop);
+	rcu_barrier();
+}
+
 int uspf_create(struct uspf **out, const struct uspf_config *cfg)
 {
+	static pthread_once_t warm = PTHREAD_ONCE_INIT;
+
 	struct uspf_config def;
 	struct uspf *u;
 	int ret;
@@ -88,6 +110,7 @@ int uspf_create(struct uspf **out, const struct uspf_config *cfg)
 	ret = vma_cache_init();
 	if (ret)
 		return ret;
+	pthread_once(&warm, rcu_warm_up);
 	u = kmem_map(sizeof(*u));
 	if (!u)
 		return -ENOMEM;
@@ -111,6 +134,9 @@ int uspf_create(struct uspf **out, const struct uspf_config *cfg)
 	}
 	ret = mm_init(&u->mm, &u->uffd, cfg->hz, cfg->anon_vma_at_mmap,
 		      cfg->spf_backoff_aborts, cfg->spf_backoff_jiffies);
+	u->mm.vma_lock = u->policy->vma_lock;
+	u->mm.adaptive_window = cfg->adaptive_window;
+	u->mm.immap_reorder = cfg->immap_reorder;
 	if (ret) {
 		uffd_close(&u->uffd);
 		runtime_free(u);
@@ -128,23 +154,20 @@ int uspf_create(struct uspf **out, const struct uspf_config *cfg)
 	return 0;
 }
 
-/* exit_mmap(): unregister and unmap every VMA left, then free the model. */
+/* exit_mmap(): unmap every VMA left (munmap unregisters), then free the model. */
 static void unmap_all(struct uspf *u)
 {
-	struct uspf_mm *mm = &u->mm;
-	struct uspf_vma *vma;
+	unsigned long start, end;
 
-	mmap_write_lock(mm);
-	while ((vma = vma_index_find(&mm->index, 0, NULL, NULL))) {
-		vm_write_begin(vma);
-		uffd_unregister(&u->uffd, vma->vm_start, vma->vm_end - vma->vm_start);
-		syscall(SYS_munmap, vma->vm_start, vma->vm_end - vma->vm_start);
-		vma_index_erase(&mm->index, vma->vm_start);
-		atomic_store_explicit(&vma->detached, true, memory_order_release);
-		vm_write_end(vma);
-		vm_area_free_rcu(vma);
+	for (;;) {
+		mmap_read_lock(&u->mm);
+		if (!vma_index_find(&u->mm.index, 0, &start, &end)) {
+			mmap_read_unlock(&u->mm);
+			return;
+		}
+		mmap_read_unlock(&u->mm);
+		uspf_munmap(u, (void *)start, end - start);
 	}
-	mmap_write_unlock(mm);
 }
 
 void uspf_destroy(struct uspf *u)
@@ -178,6 +201,11 @@ int uspf_stats(struct uspf *u, struct uspf_stats *st)
 		atomic_load_explicit(&u->mm.mmap_lock.contended, memory_order_relaxed);
 	st->counters[USPF_C_VMA_WRITES] =
 		atomic_load_explicit(&u->mm.vma_writes, memory_order_relaxed);
+	st->counters[USPF_C_VMA_WRITE_WAITS] =
+		atomic_load_explicit(&u->mm.vma_write_waits, memory_order_relaxed);
+	st->counters[USPF_C_I_MMAP_LOCKS] = atomic_load(&u->mm.i_mmap_holds);
+	st->counters[USPF_C_I_MMAP_HOLD_NS] = atomic_load(&u->mm.i_mmap_hold_ns);
+	st->counters[USPF_C_I_MMAP_CONTENDED] = atomic_load(&u->mm.i_mmap_contended);
 	st->policy = u->cfg.policy;
 	st->intake = u->handlers[0].intake_kind >= 0 ?
 		     (enum uspf_intake)u->handlers[0].intake_kind : u->cfg.intake;

@@ -33,6 +33,17 @@ static const char *const counter_names[USPF_NR_COUNTERS] = {
 	[USPF_C_INTAKE_ERRORS] = "intake_errors",
 	[USPF_C_MMAP_LOCK_CONTENDED] = "mmap_lock_contended",
 	[USPF_C_VMA_WRITES] = "vma_writes",
+	[USPF_C_VMA_LOCK_SUCCESS] = "vma_lock_success",
+	[USPF_C_VMA_LOCK_ABORT] = "vma_lock_abort",
+	[USPF_C_VMA_LOCK_RETRY] = "vma_lock_retry",
+	[USPF_C_VMA_LOCK_MISS] = "vma_lock_miss",
+	[USPF_C_VMA_LOCK_WRONG_MM] = "vma_lock_wrong_mm",
+	[USPF_C_SPF_CONTENDED] = "mmap_lock_contended_spf",
+	[USPF_C_SPF_WINDOW] = "spf_window",
+	[USPF_C_VMA_WRITE_WAITS] = "vma_write_waits",
+	[USPF_C_I_MMAP_LOCKS] = "i_mmap_locks",
+	[USPF_C_I_MMAP_HOLD_NS] = "i_mmap_hold_ns",
+	[USPF_C_I_MMAP_CONTENDED] = "i_mmap_contended",
 };
 
 const char *uspf_counter_name(enum uspf_counter c)

@@ -4,9 +4,11 @@
  * anon_vma_prepare) and the vm_sequence write side.
  */
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <string.h>
 
+#include "file.h"
 #include "kmem.h"
 #include "mm.h"
 #include "vma.h"
@@ -46,10 +48,47 @@ struct uspf_vma *vm_area_alloc(struct uspf_mm *mm)
 
 	if (!vma)
 		return NULL;
+	/*
+	 * Type-safe reuse: a stale reader may look at this object right now.
+	 * Its vm_refcnt is 0 (it was freed detached) and stays 0 until it is
+	 * attached, after vm_mm and the range are set: the reader's
+	 * inc-not-zero fails, or succeeds on a fully set-up VMA.
+	 */
 	vma->vm_mm = mm;
 	seqcount_init(&vma->vm_sequence);
 	atomic_init(&vma->detached, true);	/* until inserted in the index */
+	atomic_init(&vma->vm_lock_seq, UINT_MAX);
+	init_rwsem(&vma->vm_lock);
+	if (mm->vma_lock && mm->vma_lock->init)
+		mm->vma_lock->init(vma);
 	return vma;
+}
+
+void vma_start_write(struct uspf_vma *vma)
+{
+	struct uspf_mm *mm = vma->vm_mm;
+
+	mmap_assert_write_locked(mm);
+	if (mm->vma_lock)
+		mm->vma_lock->start_write(vma);
+}
+
+void vma_mark_attached(struct uspf_vma *vma)
+{
+	struct uspf_mm *mm = vma->vm_mm;
+
+	if (mm->vma_lock && mm->vma_lock->mark_attached)
+		mm->vma_lock->mark_attached(vma);
+	atomic_store_explicit(&vma->detached, false, memory_order_release);
+}
+
+void vma_mark_detached(struct uspf_vma *vma)
+{
+	struct uspf_mm *mm = vma->vm_mm;
+
+	atomic_store_explicit(&vma->detached, true, memory_order_release);
+	if (mm->vma_lock && mm->vma_lock->mark_detached)
+		mm->vma_lock->mark_detached(vma);
 }
 
 static void get_anon_vma(struct uspf_anon_vma *av)
@@ -84,6 +123,9 @@ struct uspf_vma *vm_area_dup(struct uspf_vma *orig)
 	vma->backing = orig->backing;
 	vma->anon_vma = orig->anon_vma;	/* anon_vma_clone() */
 	get_anon_vma(vma->anon_vma);
+	vma->vm_file = orig->vm_file;	/* get_file() */
+	if (vma->vm_file)
+		file_dup(vma->vm_file);
 	return vma;
 }
 
@@ -96,6 +138,9 @@ void anon_vma_share(struct uspf_vma *dst, struct uspf_vma *src)
 void vm_area_free(struct uspf_vma *vma)
 {
 	put_anon_vma(vma->anon_vma);
+	file_put(vma->vm_file);
+	vma->vm_file = NULL;
+	vma->anon_vma = NULL;
 	kmem_cache_free(vm_area_cachep, vma);
 }
 
@@ -106,7 +151,19 @@ static void vm_area_free_cb(struct rcu_head *head)
 
 void vm_area_free_rcu(struct uspf_vma *vma)
 {
-	call_rcu(&vma->rcu, vm_area_free_cb);
+	const struct vma_lock_ops *ops = vma->vm_mm->vma_lock;
+
+	if (ops && ops->typesafe_by_rcu)
+		vm_area_free(vma);
+	else
+		call_rcu(&vma->rcu, vm_area_free_cb);
+}
+
+int vma_caches_protect(int prot)
+{
+	int ret = kmem_cache_protect(vm_area_cachep, prot);
+
+	return ret ? ret : kmem_cache_protect(anon_vma_cachep, prot);
 }
 
 size_t vm_area_in_use(void)

@@ -14,8 +14,13 @@
  *   anon_vma       NULL -> set, once, by a fault    mmap read + mm->page_table_lock
  *                  (or at mmap with anon_vma_at_mmap, before attach)
  *   vm_sequence    vm_write_begin/end               mmap write
- *   detached       set after the erase from the index, with a write barrier
- *   vm_mm          set before attach, read-only
+ *   detached       vma_mark_attached/detached       mmap write + VMA write lock
+ *   vm_lock_seq    vma_start_write                  mmap write + readers excluded
+ *   vm_lock        (the pervma-rwsem VMA lock)      -
+ *   vm_refcnt      attach/detach: VMA write lock;   readers: inc-not-zero
+ *                  writers: +VMA_LOCK_OFFSET
+ *   vm_mm          set before attach, read-only (but see type-safe reuse)
+ *   vm_zaps        a writer zapping its pages, with the range's PTLs held
  *
  * Readers on the speculative path hold no lock: they read the fields under
  * rcu_read_lock(), bracketed by vm_sequence, and revalidate (sequence
@@ -32,6 +37,7 @@
 #include <urcu-bp.h>
 
 #include "uspf.h"
+#include "rwsem.h"
 #include "seqcount.h"
 
 #define PAGE_SHIFT	12
@@ -45,6 +51,7 @@
 #define VM_UFFD_MISSING	0x00000200ul	/* registered with the userfaultfd */
 
 struct uspf_mm;
+struct uspf_file;
 
 /*
  * anon_vma: created at the first write fault (or at mmap with the switch)
@@ -65,7 +72,14 @@ struct uspf_vma {
 	struct uspf_anon_vma *anon_vma;
 	seqcount_t vm_sequence;		/* Dufour's per-VMA sequence count */
 	atomic_bool detached;		/* removed from the index (RB_CLEAR_NODE) */
+	_Atomic unsigned int vm_lock_seq;	/* == mm_lock_seq while write-locked */
+	_Atomic unsigned int vm_zaps;	/* debug: zaps of its pages, bumped with the PTLs held */
+	struct rw_semaphore vm_lock;	/* pervma-rwsem: the VMA's read/write lock */
+	atomic_uint vm_refcnt;		/* pervma-refcnt: 0 detached, 1 attached, +readers */
 	struct uspf_mm *vm_mm;
+	struct uspf_file *vm_file;	/* file-backed: its file and i_mmap */
+	struct uspf_vma *shared_prev;	/* on vm_file's i_mmap: i_mmap_rwsem write */
+	struct uspf_vma *shared_next;
 	struct uspf_vma *detach_next;	/* writer-only: VMAs detached by one change */
 	struct rcu_head rcu;
 };
@@ -81,6 +95,33 @@ static inline bool vma_is_detached(const struct uspf_vma *vma)
 	return atomic_load_explicit((atomic_bool *)&vma->detached, memory_order_acquire);
 }
 
+/*
+ * The write side of a policy's per-VMA lock, called by the writers through
+ * vma_start_write() and vma_mark_attached/detached(); the read side lives
+ * in the policy's own file.  Policies without a VMA lock have none.
+ */
+struct vma_lock_ops {
+	const char *name;
+	void (*init)(struct uspf_vma *vma);
+	void (*start_write)(struct uspf_vma *vma);	/* vma_start_write() */
+	void (*mark_attached)(struct uspf_vma *vma);
+	void (*mark_detached)(struct uspf_vma *vma);
+	/* SLAB_TYPESAFE_BY_RCU: a freed VMA may be reused at once, readers revalidate. */
+	bool typesafe_by_rcu;
+};
+
+/* vma_start_write(): exclude per-VMA readers until mmap_write_unlock(). */
+void vma_start_write(struct uspf_vma *vma);
+/* Attach once fully set up (after the index insert); detach before the erase. */
+void vma_mark_attached(struct uspf_vma *vma);
+void vma_mark_detached(struct uspf_vma *vma);
+
+static inline bool vma_is_write_locked(const struct uspf_vma *vma, unsigned int mm_lock_seq)
+{
+	return atomic_load_explicit((_Atomic unsigned int *)&vma->vm_lock_seq,
+				    memory_order_relaxed) == mm_lock_seq;
+}
+
 /* Writers wrap every change of a VMA's fields or page tables (mmap write lock held). */
 void vm_write_begin(struct uspf_vma *vma);
 void vm_write_end(struct uspf_vma *vma);
@@ -89,11 +130,17 @@ int vma_cache_init(void);
 struct uspf_vma *vm_area_alloc(struct uspf_mm *mm);
 /* A new VMA with the same identity (backing, prot, anon_vma); for split and move. */
 struct uspf_vma *vm_area_dup(struct uspf_vma *orig);
-/* Free after a grace period: speculative readers may still hold it. */
+/*
+ * Free a detached VMA: after a grace period (speculative readers may
+ * still look at it), or at once into the type-safe cache for policies
+ * whose readers revalidate a VMA they find (pervma-refcnt).
+ */
 void vm_area_free_rcu(struct uspf_vma *vma);
 /* Free now: the VMA was never visible to readers. */
 void vm_area_free(struct uspf_vma *vma);
 size_t vm_area_in_use(void);
+/* Debug: mprotect() the VMA and anon_vma caches (see kmem_cache_protect()). */
+int vma_caches_protect(int prot);
 
 /* Give dst src's anon_vma (a reference of its own); mmap write lock held. */
 void anon_vma_share(struct uspf_vma *dst, struct uspf_vma *src);

@@ -91,6 +91,16 @@ static void node_caches_create(void)
 	}
 }
 
+int vma_index_protect(int prot)
+{
+	unsigned int i;
+	int ret = 0;
+
+	for (i = 0; i < NODE_CLASSES && !ret; i++)
+		ret = kmem_cache_protect(node_caches[i], prot);
+	return ret;
+}
+
 static struct kmem_cache *node_cache(unsigned int height)
 {
 	unsigned int i = 0;

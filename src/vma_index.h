@@ -61,6 +61,9 @@ void *vma_index_lookup(const struct vma_index *idx, unsigned long addr);
 void *vma_index_find(const struct vma_index *idx, unsigned long addr,
 		     unsigned long *start, unsigned long *end);
 
+/* Debug: mprotect() the node caches (see kmem_cache_protect()). */
+int vma_index_protect(int prot);
+
 static inline size_t vma_index_count(const struct vma_index *idx)
 {
 	return idx->count;

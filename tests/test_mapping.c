@@ -191,6 +191,45 @@ Test(mapping, mremap_grow_in_place)
 	uspf_destroy(u);
 }
 
+/*
+ * A move that lands next to a registered mapping: the kernel may merge the
+ * two (both PROT_NONE here - the neighbour between the two halves of an
+ * mprotect, the moving range hidden - and M back where its page offsets
+ * line up with N's) and then drops the registration of the merged VMA.
+ * The neighbour's missing pages must still come from uspf once it is
+ * accessible again, not read as kernel zeros.
+ *
+ * 0123456789abcdef   (a reserved range)
+ * NNNNMMMM....PPPP   M moves onto the placeholder P, N goes PROT_NONE,
+ * NNNNMMMM           then M moves back: N and M may become one kernel VMA
+ */
+T_POLICY_PARAMS(mapping, mremap_next_to_a_registered_neighbour)
+ParameterizedTest(enum uspf_policy_id *policy, mapping, mremap_next_to_a_registered_neighbour)
+{
+	struct uspf *u = t_runtime(*policy, 1);
+	struct uspf_backing b = { .kind = USPF_BACKING_PATTERN, .pattern.generation = 1 };
+	char *res = mmap(NULL, 16 * T_PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	int fl = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, rw = PROT_READ | PROT_WRITE;
+	void *n, *m, *pl, *out;
+
+	cr_assert_neq(res, MAP_FAILED);
+	cr_assert_eq(uspf_mmap(u, res, 4 * T_PAGE, rw, fl, &b, &n), 0);
+	b.pattern.generation = 2;
+	cr_assert_eq(uspf_mmap(u, res + 4 * T_PAGE, 4 * T_PAGE, rw, fl, &b, &m), 0);
+	b.pattern.generation = 3;
+	cr_assert_eq(uspf_mmap(u, res + 12 * T_PAGE, 4 * T_PAGE, rw, fl, &b, &pl), 0);
+	cr_assert_eq(uspf_mremap(u, m, 4 * T_PAGE, 4 * T_PAGE, MREMAP_MAYMOVE | MREMAP_FIXED,
+				 pl, &out), 0);
+	cr_assert_eq(uspf_mprotect(u, n, 4 * T_PAGE, PROT_NONE), 0);
+	cr_assert_eq(uspf_mremap(u, pl, 4 * T_PAGE, 4 * T_PAGE, MREMAP_MAYMOVE | MREMAP_FIXED,
+				 m, &out), 0);
+	cr_assert_eq(uspf_mprotect(u, n, 4 * T_PAGE, rw), 0);
+	t_assert_pattern(n, 4 * T_PAGE, 1, 0);
+	t_assert_pattern(m, 4 * T_PAGE, 2, 0);
+	uspf_destroy(u);
+	munmap(res, 16 * T_PAGE);
+}
+
 /* 50,000 VMAs map and unmap (the index must not go quadratic). */
 Test(mapping, many_vmas)
 {

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "helpers.h"
+#include "inject.h"
 
 TestSuite(spf, .timeout = 30);
 
@@ -238,4 +239,26 @@ Test(spf, writer_storm_backs_off)
 				     t_counter(s.u, USPF_C_SPF_ABORT_SEQ_ODD) +
 				     t_counter(s.u, USPF_C_SPF_ABORT_SNAPSHOT)));
 	uspf_destroy(s.u);
+}
+
+/*
+ * The speculative fast path writes no shared cacheline but the PTL: with
+ * the whole model read-only (runtime, mm, VMAs, anon_vmas, index nodes),
+ * speculative faults still complete.  Lespinasse (2021): "adding a single
+ * atomic variable per vma would decrease the 48-threads throughput by
+ * 62%".  (test_policy_pervma_rwsem.c shows the per-VMA lock writing one.)
+ */
+Test(spf, fast_path_writes_no_shared_cacheline)
+{
+	struct uspf *u = spf_runtime(true, 1);
+	char *p = t_map_pattern(u, 64 * T_PAGE, 12);
+
+	t_assert_pattern(p, T_PAGE, 12, 0);	/* the handler's first RCU read registers it */
+	t_quiesce(u);
+	cr_assert_eq(runtime_protect_model(u, true), 0);
+	t_assert_pattern(p + T_PAGE, 63 * T_PAGE, 12, 1);
+	cr_assert_eq(runtime_protect_model(u, false), 0);
+	t_quiesce(u);
+	cr_assert_eq(t_counter(u, USPF_C_SPF_SUCCESS), 64);
+	uspf_destroy(u);
 }

@@ -35,8 +35,11 @@ extern "C" {
 
 /* Fault-path locking policies: how a fault finds its VMA and keeps it stable. */
 enum uspf_policy_id {
-	USPF_POLICY_SPF = 0,	/* Dufour's speculative page fault (default) */
-	USPF_POLICY_MMAP_LOCK,	/* classic: the mm-wide mmap_lock held for read */
+	USPF_POLICY_SPF = 0,		/* Dufour's speculative page fault (default) */
+	USPF_POLICY_MMAP_LOCK,		/* classic: the mm-wide mmap_lock held for read */
+	USPF_POLICY_SPF_ADAPTIVE,	/* Arcangeli: speculate while mmap_lock is contended */
+	USPF_POLICY_PERVMA_RWSEM,	/* per-VMA locks as merged in 6.4: vm_lock_seq + rwsem */
+	USPF_POLICY_PERVMA_REFCNT,	/* per-VMA locks, 2025: vm_refcnt, type-safe VMA cache */
 	USPF_NR_POLICIES
 };
 
@@ -60,6 +63,8 @@ struct uspf_config {
 	bool batch_wake;		/* copy with DONTWAKE, one UFFDIO_WAKE per run (default true) */
 	unsigned int spf_backoff_aborts;	/* spf: aborts in one jiffy that start a backoff (1..1000000, default 8) */
 	unsigned int spf_backoff_jiffies;	/* spf: jiffies the backoff lasts (0..1000, default 1; 0 = off) */
+	unsigned int adaptive_window;	/* spf-adaptive: jiffies to keep speculating after contention (0..1000, default 2) */
+	bool immap_reorder;		/* Yu Ma 2023: i_mmap_rwsem only around the file link (default true) */
 };
 
 /* How pages of a mapping get their first contents. */
@@ -118,6 +123,17 @@ enum uspf_counter {
 	USPF_C_INTAKE_ERRORS,		/* failed or interrupted reads, resubmitted */
 	USPF_C_MMAP_LOCK_CONTENDED,	/* mmap_lock acquisitions that had to wait */
 	USPF_C_VMA_WRITES,		/* vm_write_begin() calls by mapping changes */
+	USPF_C_VMA_LOCK_SUCCESS,	/* per-VMA: faults done under the VMA lock */
+	USPF_C_VMA_LOCK_ABORT,		/* per-VMA: lock_vma_under_rcu() failed: mmap_lock path */
+	USPF_C_VMA_LOCK_RETRY,		/* per-VMA: the fault asked for a retry under mmap_lock */
+	USPF_C_VMA_LOCK_MISS,		/* per-VMA: the VMA was detached after the walk: walk again */
+	USPF_C_VMA_LOCK_WRONG_MM,	/* pervma-refcnt: the VMA was reused by another mm */
+	USPF_C_SPF_CONTENDED,		/* spf-adaptive: mmap_lock found held: contention recorded */
+	USPF_C_SPF_WINDOW,		/* spf-adaptive: speculated within the contention window */
+	USPF_C_VMA_WRITE_WAITS,		/* vma_start_write() waited for readers to leave */
+	USPF_C_I_MMAP_LOCKS,		/* i_mmap_rwsem write acquisitions by this mm */
+	USPF_C_I_MMAP_HOLD_NS,		/* ... and the nanoseconds it was held */
+	USPF_C_I_MMAP_CONTENDED,	/* ... that had to wait */
 	USPF_NR_COUNTERS
 };
 
