@@ -20,3 +20,9 @@ fi
 make distcheck DISTCHECK_CONFIGURE_FLAGS=--disable-tests >distcheck.log 2>&1 || {
 	echo "FAILED: make distcheck"; tail -n 40 distcheck.log; exit 1; }
 echo "make distcheck: ok"
+# ASan+UBSan and TSan builds of the torture, every policy, a short bounded run
+# (TSan cannot run under Criterion; ASan leak reports do not fail it).
+./scripts/sanitize.sh > sanitize.log 2>&1 || {
+	echo "FAILED: scripts/sanitize.sh"; cat sanitize.log; exit 1; }
+grep -E '^(asan|tsan) ' sanitize.log
+echo "sanitizers: ok"

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "bench.h"
+#include "torture.h"
 
 struct subcommand {
 	const char *name;
@@ -24,6 +25,7 @@ struct subcommand {
 
 static const struct subcommand subcommands[] = {
 	{ "bench", cmd_bench, "measure fault throughput and latency per policy, with references" },
+	{ "torture", cmd_torture, "random mapping changes against checked faults; PASS or the first FAIL" },
 };
 
 #define NR_SUBCOMMANDS (sizeof(subcommands) / sizeof(subcommands[0]))
