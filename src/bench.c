@@ -446,7 +446,7 @@ static void progress(const char *what, unsigned int threads)
 {
 	if (!isatty(STDERR_FILENO))
 		return;
-	fprintf(stderr, "\ruspf bench: pft %-10s %4u threads ...", what, threads);
+	fprintf(stderr, "\ruspf bench: pft %-13s %4u threads ...", what, threads);
 	fflush(stderr);
 }
 

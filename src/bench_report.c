@@ -174,7 +174,7 @@ static void table_pft_header(const struct bench_report *rep, FILE *out)
 		"# faults/s/cpu: Hmean / threads; p50/p99: ns per touch seen by the faulting threads;\n"
 		"# vs native / vs naive: faults/s / the reference's at the same thread count;\n"
 		"# counters: totals over all iterations (uspf_stats; naive: its own; native: getrusage minflt)\n");
-	fprintf(out, "%-8s %-10s %7s %9s %14s %13s %23s %9s %9s %9s %9s\n",
+	fprintf(out, "%-8s %-13s %7s %9s %14s %13s %23s %9s %9s %9s %9s\n",
 		"workload", "policy", "threads", "faults", "Hmean faults/s",
 		"faults/s/cpu", "spread (min-max)", "p50 ns", "p99 ns",
 		"vs native", "vs naive");
@@ -188,7 +188,7 @@ static void table_pft_row(const struct bench_pft_row *r, FILE *out)
 	snprintf(spread, sizeof(spread), "%.0f-%.0f", r->min, r->max);
 	ratio_str(rn, sizeof(rn), r->ratio_native);
 	ratio_str(rv, sizeof(rv), r->ratio_naive);
-	fprintf(out, "%-8s %-10s %7u %9" PRIu64 " %14.0f %13.0f %23s %9" PRIu64
+	fprintf(out, "%-8s %-13s %7u %9" PRIu64 " %14.0f %13.0f %23s %9" PRIu64
 		" %9" PRIu64 " %9s %9s\n",
 		"pft", r->policy, r->threads, r->faults, r->hmean,
 		r->hmean / r->threads, spread, r->p50_ns, r->p99_ns, rn, rv);
@@ -213,13 +213,13 @@ static void table_vmas_header(const struct bench_report *rep, FILE *out)
 	fprintf(out, "# uspf %s bench vmas: uspf_mmap N one-page regions, then uspf_munmap each; %u CPUs\n"
 		"# ns/op: wall time / N (flat across N: no quadratic cost); model vmas: uspf_stats().vmas after the maps\n",
 		PACKAGE_VERSION, rep->cpus);
-	fprintf(out, "%-8s %-10s %9s %13s %13s %11s\n",
+	fprintf(out, "%-8s %-13s %9s %13s %13s %11s\n",
 		"workload", "policy", "n", "map ns/op", "unmap ns/op", "model vmas");
 }
 
 static void table_vmas_row(const struct bench_vmas_row *r, FILE *out)
 {
-	fprintf(out, "%-8s %-10s %9zu %13.0f %13.0f %11" PRIu64 "\n",
+	fprintf(out, "%-8s %-13s %9zu %13.0f %13.0f %11" PRIu64 "\n",
 		"vmas", r->policy, r->n, r->map_ns, r->unmap_ns, r->model_vmas);
 }
 
