@@ -26,3 +26,5 @@ echo "make distcheck: ok"
 	echo "FAILED: scripts/sanitize.sh"; cat sanitize.log; exit 1; }
 grep -E '^(asan|tsan) ' sanitize.log
 echo "sanitizers: ok"
+# The suite's verdict last, where CI reads it.
+sh tests/run-synthesis.sh tests | tail -n 1
