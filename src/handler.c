@@ -119,6 +119,8 @@ static void handler_loop(struct uspf_handler *h, struct uffd_intake *in)
 	}
 }
 
+__thread bool uspf_runtime_thread;
+
 static void *handler_main(void *arg)
 {
 	struct uspf_handler *h = arg;
@@ -127,6 +129,7 @@ static void *handler_main(void *arg)
 	sigset_t all;
 	int ret;
 
+	uspf_runtime_thread = true;
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
 	/* Register with urcu-bp now: it maps memory the first time. */

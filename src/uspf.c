@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "bench.h"
+#include "preload_env.h"
 #include "torture.h"
 
 struct subcommand {
@@ -25,6 +26,7 @@ struct subcommand {
 
 static const struct subcommand subcommands[] = {
 	{ "bench", cmd_bench, "measure fault throughput and latency per policy, with references" },
+	{ "run", cmd_run, "run an unmodified program with its memory under uspf (LD_PRELOAD)" },
 	{ "torture", cmd_torture, "random mapping changes against checked faults; PASS or the first FAIL" },
 };
 

@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * preload.h - libuspf-preload.so: uspf injected into an unmodified program.
+ *
+ * preload.c interposes the mmap family and owns the process's runtime
+ * (created lazily, configured from USPF_* variables); preload_malloc.c is
+ * a malloc family whose memory comes from uspf mappings.  This header is
+ * what the two share.
+ *
+ * Re-entry: the runtime's own threads, and any call made while the
+ * runtime itself is inside libc or liburcu, must never be served uspf
+ * memory (a handler that faulted on it would wait for itself).  Such
+ * calls see preload_bypass() true and go straight to the kernel.
+ */
+#ifndef USPF_PRELOAD_H
+#define USPF_PRELOAD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct uspf;
+
+/* The runtime, created at the first call (NULL: uspf is off for this process). */
+struct uspf *preload_runtime(void);
+
+/* True on runtime threads and while the runtime is inside a library call. */
+bool preload_bypass(void);
+
+/* Mark the calling thread as the runtime's own for good (handler threads). */
+void preload_mark_runtime_thread(void);
+
+/*
+ * Bracket a call into the runtime from an interposed function: nested
+ * interposed calls (libc, liburcu) bypass uspf, and signals wait until the
+ * runtime's locks are released (a handler that faulted on uspf memory
+ * while its own thread held them would wait for itself).
+ */
+void preload_enter(void);
+void preload_exit(void);
+
+/* True when ra (a return address) lies in liburcu, liburing or this library. */
+bool preload_caller_bypass(const void *ra);
+
+/* USPF_HEAP: serve malloc from uspf mappings (default) or the system allocator. */
+bool preload_heap_enabled(void);
+
+/* Raw mappings for the allocator's own metadata and for bypassed callers. */
+void *preload_raw_mmap(size_t len);
+void preload_raw_munmap(void *p, size_t len);
+
+#endif
