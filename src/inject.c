@@ -26,7 +26,10 @@ const struct uspf_inject_info inject_info[NR_INJECTIONS] = {
 	[INJ_MMAP_LOCK_EARLY_UNLOCK] = { "mmap-lock-early-unlock", "mmap-lock",
 		"drop mmap_lock after the fill, before the commit" },
 	[INJ_RWSEM_NO_RECHECK] = { "rwsem-no-recheck", "pervma-rwsem",
-		"vma_start_read() skips the vm_lock_seq re-check after the trylock" },
+		"vma_start_read() skips the vm_lock_seq re-check after the trylock",
+		/* Writers that replace memory, on few slots: the reader's window meets them. */
+		(const char *const[]){ "--slots", "2", "--writers", "3",
+				       "--ops", "remap,map-over,mremap", NULL } },
 	[INJ_RWSEM_NO_DETACHED_CHECK] = { "rwsem-no-detached-check", "pervma-rwsem",
 		"lock_vma_under_rcu() accepts a VMA that was detached" },
 	[INJ_RWSEM_DOWNGRADE_KEEPS_LOCKS] = { "downgrade-keeps-vma-locks", "pervma-rwsem",

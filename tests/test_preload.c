@@ -397,7 +397,7 @@ static bool have(const char *prog)
 	return ok;
 }
 
-static void real_program(char *const argv[], const char *in, const char *tag)
+static long long real_program(char *const argv[], const char *in, const char *tag)
 {
 	struct stats_line lines[64];
 	size_t n, i;
@@ -411,6 +411,7 @@ static void real_program(char *const argv[], const char *in, const char *tag)
 			    lines[i].faults);
 	}
 	cr_log_info("%s: %lld faults served by uspf in %zu processes", tag, total, n);
+	return total;
 }
 
 Test(preload, sort_large_file)
@@ -432,6 +433,21 @@ Test(preload, gzip_round_trip)
 		cr_skip_test("gzip missing");
 	snprintf(cmd, sizeof(cmd), "gzip -c %s | gunzip | cksum; gzip -c %s | wc -c", in, in);
 	real_program(argv, NULL, "gzip");
+	unlink(in);
+}
+
+/* A compressor whose buffers are big enough to come from uspf: thousands of faults. */
+Test(preload, xz_round_trip)
+{
+	const char *in = big_input();
+	char cmd[256];
+	char *argv[] = { "sh", "-c", cmd, NULL };
+
+	if (!have("xz"))
+		cr_skip_test("xz missing");
+	heap_env = "USPF_HEAP=1";	/* its buffers come from malloc */
+	snprintf(cmd, sizeof(cmd), "xz -c %s | xz -dc | cksum; xz -c %s | wc -c", in, in);
+	cr_assert_geq(real_program(argv, NULL, "xz"), 1000, "xz ran on too little uspf memory");
 	unlink(in);
 }
 
