@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "cli.h"
 #include "bench_index.h"
 
 #define VMAS_HEADROOM	1024	/* mappings left for the runtime and libc */
@@ -92,33 +93,18 @@ static void bench_usage(FILE *out)
 
 static void accepted_options(FILE *out)
 {
-	const struct option *opt;
-
-	for (opt = long_options; opt->name; opt++)
-		fprintf(out, "%s--%s", opt == long_options ? "" : ", ", opt->name);
+	cli_accepted_options(out, long_options);
 }
 
 static int bad_value(const char *flag, const char *val, const char *accepts)
 {
-	fprintf(stderr, "uspf bench: %s '%s': expected %s\n", flag, val, accepts);
-	return 2;
+	return cli_bad_value("bench", flag, val, accepts);
 }
 
-/* A decimal integer in [min, max], nothing else. */
 static int parse_ull(const char *s, unsigned long long min, unsigned long long max,
 		     unsigned long long *out)
 {
-	unsigned long long v;
-	char *end;
-
-	if (*s < '0' || *s > '9')
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || *end || v < min || v > max)
-		return -EINVAL;
-	*out = v;
-	return 0;
+	return cli_parse_ull(s, min, max, out);
 }
 
 static int parse_size(const char *s, size_t *out)

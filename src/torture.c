@@ -65,6 +65,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "inject.h"
 #include "torture.h"
 #include "uspf.h"
@@ -1201,33 +1202,18 @@ static void torture_usage(FILE *out)
 
 static void accepted_options(FILE *out)
 {
-	const struct option *opt;
-
-	for (opt = long_options; opt->name; opt++)
-		fprintf(out, "%s--%s", opt == long_options ? "" : ", ", opt->name);
+	cli_accepted_options(out, long_options);
 }
 
 static int bad_value(const char *flag, const char *val, const char *accepts)
 {
-	fprintf(stderr, "uspf torture: %s '%s': expected %s\n", flag, val, accepts);
-	return 2;
+	return cli_bad_value("torture", flag, val, accepts);
 }
 
-/* A decimal integer in [min, max], nothing else. */
 static int parse_ull(const char *s, unsigned long long min, unsigned long long max,
 		     unsigned long long *out)
 {
-	unsigned long long v;
-	char *end;
-
-	if (*s < '0' || *s > '9')
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || *end || v < min || v > max)
-		return -EINVAL;
-	*out = v;
-	return 0;
+	return cli_parse_ull(s, min, max, out);
 }
 
 /* Decimal seconds with an optional fraction, in (0, max]. */
