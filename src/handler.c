@@ -92,6 +92,8 @@ static void handle_one(struct uspf_handler *h, const struct uffd_msg *msg)
 		vmf.flags |= FAULT_FLAG_WRITE;
 	vmf.ptid = (pid_t)msg->arg.pagefault.feat.ptid;
 	h->u->policy->handle_fault(&vmf);
+	/* Last: the faulting thread may run again before everything is counted. */
+	count_event(h, USPF_C_FAULTS_ENDED);
 }
 
 static void handler_loop(struct uspf_handler *h, struct uffd_intake *in)

@@ -44,6 +44,7 @@ static const char *const counter_names[USPF_NR_COUNTERS] = {
 	[USPF_C_I_MMAP_LOCKS] = "i_mmap_locks",
 	[USPF_C_I_MMAP_HOLD_NS] = "i_mmap_hold_ns",
 	[USPF_C_I_MMAP_CONTENDED] = "i_mmap_contended",
+	[USPF_C_FAULTS_ENDED] = "faults_ended",
 };
 
 const char *uspf_counter_name(enum uspf_counter c)

@@ -67,7 +67,9 @@ void t_quiesce(struct uspf *u)
 	for (;;) {
 		nanosleep(&ts, NULL);
 		cr_assert_eq(uspf_stats(u, &b), 0);
-		if (!memcmp(a.counters, b.counters, sizeof(a.counters)))
+		/* Every fault taken in has ended, and nothing new came in. */
+		if (!memcmp(a.counters, b.counters, sizeof(a.counters)) &&
+		    b.counters[USPF_C_FAULTS_ENDED] == b.counters[USPF_C_FAULTS])
 			return;
 		a = b;
 	}

@@ -134,6 +134,7 @@ enum uspf_counter {
 	USPF_C_I_MMAP_LOCKS,		/* i_mmap_rwsem write acquisitions by this mm */
 	USPF_C_I_MMAP_HOLD_NS,		/* ... and the nanoseconds it was held */
 	USPF_C_I_MMAP_CONTENDED,	/* ... that had to wait */
+	USPF_C_FAULTS_ENDED,		/* fault messages whose handling is over (== faults when idle) */
 	USPF_NR_COUNTERS
 };
 
