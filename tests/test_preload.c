@@ -291,6 +291,23 @@ Test(preload, fork_while_threads_change_mappings)
 	target_faults("t_fork_threads", "pervma-refcnt", 1);
 }
 
+/*
+ * The userfaultfd selftests' stress, under every policy, with the uspf
+ * heap: per-page mutexes and counters checked against a separate array,
+ * mapping churn, read(2) into fresh memory, a forked child that checks
+ * too (it _exit()s: only the parent writes a stats line).
+ */
+Test(preload, uffd_stress_every_policy, .timeout = 240)
+{
+	static const char *const policies[] = {
+		"spf", "mmap-lock", "spf-adaptive", "pervma-rwsem", "pervma-refcnt",
+	};
+
+	heap_env = "USPF_HEAP=1";
+	for (size_t i = 0; i < sizeof(policies) / sizeof(policies[0]); i++)
+		target_faults("t_uffd_stress", policies[i], 1);
+}
+
 Test(preload, disabled_takes_nothing)
 {
 	const char *lib = env_or_skip("USPF_PRELOAD_LIB");
