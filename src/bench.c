@@ -91,11 +91,6 @@ static void bench_usage(FILE *out)
 "  -h, --help                  this text\n");
 }
 
-static void accepted_options(FILE *out)
-{
-	cli_accepted_options(out, long_options);
-}
-
 static int bad_value(const char *flag, const char *val, const char *accepts)
 {
 	return cli_bad_value("bench", flag, val, accepts);
@@ -371,23 +366,6 @@ static int parse_one(struct bench_opts *o, int opt, const char *val)
 	return 2;
 }
 
-static int unknown_option(char **argv, int opt)
-{
-	if (opt == '?' && optopt && optopt < 256)
-		fprintf(stderr, "uspf bench: unknown option '-%c' (accepted: ", optopt);
-	else if (opt == '?')
-		fprintf(stderr, "uspf bench: unknown or ambiguous option '%s' (accepted: ",
-			argv[optind - 1]);
-	else {
-		fprintf(stderr, "uspf bench: option '%s' needs a value (see uspf bench --help)\n",
-			argv[optind - 1]);
-		return 2;
-	}
-	accepted_options(stderr);
-	fprintf(stderr, ")\n");
-	return 2;
-}
-
 static int check_pages_per_thread(const struct bench_opts *o)
 {
 	unsigned int i, max = 0;
@@ -415,7 +393,7 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 			return 0;
 		}
 		if (opt == '?' || opt == ':')
-			return unknown_option(argv, opt);
+			return cli_unknown_option("bench", argv, opt, long_options);
 		ret = parse_one(o, opt, optarg);
 		if (ret)
 			return ret;

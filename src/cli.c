@@ -29,10 +29,22 @@ int cli_parse_ull(const char *s, unsigned long long min, unsigned long long max,
 	return 0;
 }
 
-void cli_accepted_options(FILE *out, const struct option *options)
+int cli_unknown_option(const char *cmd, char **argv, int opt, const struct option *options)
 {
-	const struct option *opt;
+	const struct option *o;
 
-	for (opt = options; opt->name; opt++)
-		fprintf(out, "%s--%s", opt == options ? "" : ", ", opt->name);
+	if (opt != '?') {
+		fprintf(stderr, "uspf %s: option '%s' needs a value (see uspf %s --help)\n",
+			cmd, argv[optind - 1], cmd);
+		return 2;
+	}
+	if (optopt && optopt < 256)
+		fprintf(stderr, "uspf %s: unknown option '-%c' (accepted: ", cmd, optopt);
+	else
+		fprintf(stderr, "uspf %s: unknown or ambiguous option '%s' (accepted: ", cmd,
+			argv[optind - 1]);
+	for (o = options; o->name; o++)
+		fprintf(stderr, "%s--%s", o == options ? "" : ", ", o->name);
+	fprintf(stderr, ")\n");
+	return 2;
 }

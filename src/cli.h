@@ -14,7 +14,10 @@ int cli_bad_value(const char *cmd, const char *flag, const char *val, const char
 /* A decimal integer in [min, max], nothing else: 0 or -EINVAL. */
 int cli_parse_ull(const char *s, unsigned long long min, unsigned long long max,
 		  unsigned long long *out);
-/* "--a, --b, ..." from a getopt_long table. */
-void cli_accepted_options(FILE *out, const struct option *options);
+/*
+ * getopt_long() returned '?' or ':' for argv[optind - 1]: one line saying
+ * what was wrong and what is accepted; returns 2.
+ */
+int cli_unknown_option(const char *cmd, char **argv, int opt, const struct option *options);
 
 #endif

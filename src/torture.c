@@ -1200,11 +1200,6 @@ static void torture_usage(FILE *out)
 		policies, MAX_THREADS, MAX_WRITERS, MAX_MMS, SLOT_PAGES, MAX_SLOTS);
 }
 
-static void accepted_options(FILE *out)
-{
-	cli_accepted_options(out, long_options);
-}
-
 static int bad_value(const char *flag, const char *val, const char *accepts)
 {
 	return cli_bad_value("torture", flag, val, accepts);
@@ -1369,23 +1364,6 @@ static int parse_one(struct torture_opts *o, int opt, const char *val)
 	return 2;
 }
 
-static int unknown_option(char **argv, int opt)
-{
-	if (opt == '?' && optopt && optopt < 256)
-		fprintf(stderr, "uspf torture: unknown option '-%c' (accepted: ", optopt);
-	else if (opt == '?')
-		fprintf(stderr, "uspf torture: unknown or ambiguous option '%s' (accepted: ",
-			argv[optind - 1]);
-	else {
-		fprintf(stderr, "uspf torture: option '%s' needs a value (see uspf torture --help)\n",
-			argv[optind - 1]);
-		return 2;
-	}
-	accepted_options(stderr);
-	fprintf(stderr, ")\n");
-	return 2;
-}
-
 static void list_injections(void)
 {
 	unsigned int i;
@@ -1457,7 +1435,7 @@ static int parse_args(int argc, char **argv, struct torture_opts *o)
 			return 0;
 		}
 		if (opt == '?' || opt == ':')
-			return unknown_option(argv, opt);
+			return cli_unknown_option("torture", argv, opt, long_options);
 		if (opt == OPT_LIST_INJECTIONS) {
 			list = true;
 			continue;

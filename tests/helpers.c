@@ -13,6 +13,8 @@
 #include <time.h>
 
 #include "helpers.h"
+#include "runtime.h"
+#include "vma.h"
 
 struct uspf *t_runtime_cfg(const struct uspf_config *cfg)
 {
@@ -208,4 +210,22 @@ bool t_writer_blocked_by_fill(enum uspf_policy_id policy)
 	pthread_join(w, NULL);
 	uspf_destroy(sf.u);
 	return sf.writer_waited;
+}
+
+void t_sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
+
+	nanosleep(&ts, NULL);
+}
+
+struct uspf_vma *t_vma_of(struct uspf *u, void *addr)
+{
+	struct uspf_vma *vma;
+
+	rcu_read_lock();
+	vma = vma_lookup(&u->mm, (unsigned long)addr);
+	rcu_read_unlock();
+	cr_assert_not_null(vma);
+	return vma;
 }

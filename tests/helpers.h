@@ -51,6 +51,11 @@ void t_segv_setup(void);
 bool t_copy_page_safe(const void *page, void *dst);
 
 uint64_t t_now_ns(void);
+void t_sleep_ms(long ms);
+
+struct uspf_vma;
+/* The model's VMA at addr (asserted present); valid while it stays mapped. */
+struct uspf_vma *t_vma_of(struct uspf *u, void *addr);
 
 /*
  * A fault whose fill is slow, and a writer (uspf_madvise) on another VMA

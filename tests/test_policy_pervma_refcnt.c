@@ -31,27 +31,9 @@ static struct uspf *refcnt_runtime(void)
 	return t_runtime_cfg(&cfg);
 }
 
-static struct uspf_vma *vma_of(struct uspf *u, void *addr)
-{
-	struct uspf_vma *vma;
-
-	rcu_read_lock();
-	vma = vma_lookup(&u->mm, (unsigned long)addr);
-	rcu_read_unlock();
-	cr_assert_not_null(vma);
-	return vma;
-}
-
 static unsigned int refs(struct uspf_vma *vma)
 {
 	return atomic_load(&vma->vm_refcnt);
-}
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { 0, ms * 1000000 };
-
-	nanosleep(&ts, NULL);
 }
 
 /* 1 attached; 1 + n with n readers; back to 1. */
@@ -59,7 +41,7 @@ Test(pervma_refcnt, attached_is_one_readers_add)
 {
 	struct uspf *u = refcnt_runtime();
 	char *p = t_map_pattern(u, 4 * T_PAGE, 1);
-	struct uspf_vma *a = vma_of(u, p);
+	struct uspf_vma *a = t_vma_of(u, p);
 
 	cr_assert_eq(refs(a), 1);
 	cr_assert_eq(vma_refcnt_start_read(&u->mm, a), VMA_READ_OK);
@@ -76,7 +58,7 @@ Test(pervma_refcnt, write_lock_excludes_readers)
 {
 	struct uspf *u = refcnt_runtime();
 	char *p = t_map_pattern(u, 4 * T_PAGE, 1);
-	struct uspf_vma *a = vma_of(u, p);
+	struct uspf_vma *a = t_vma_of(u, p);
 
 	mmap_write_lock(&u->mm);
 	vma_start_write(a);
@@ -125,14 +107,14 @@ Test(pervma_refcnt, writer_waits_for_readers)
 {
 	struct uspf *u = refcnt_runtime();
 	char *p = t_map_pattern(u, 4 * T_PAGE, 1);
-	struct writer w = { .u = u, .vma = vma_of(u, p) };
+	struct writer w = { .u = u, .vma = t_vma_of(u, p) };
 	pthread_t t;
 
 	sem_init(&w.started, 0, 0);
 	cr_assert_eq(vma_refcnt_start_read(&u->mm, w.vma), VMA_READ_OK);
 	cr_assert_eq(pthread_create(&t, NULL, writer_thread, &w), 0);
 	sem_wait(&w.started);
-	sleep_ms(100);
+	t_sleep_ms(100);
 	cr_assert_not(__atomic_load_n(&w.done, __ATOMIC_ACQUIRE), "the writer did not wait");
 	cr_assert_eq(refs(w.vma), VMA_LOCK_OFFSET + 2);
 	cr_assert_eq(vma_refcnt_start_read(&u->mm, w.vma), VMA_READ_ABORT);
@@ -154,7 +136,7 @@ Test(pervma_refcnt, detach_waits_for_a_reader_then_zero)
 {
 	struct uspf *u = refcnt_runtime();
 	char *p = t_map_pattern(u, 4 * T_PAGE, 1);
-	struct writer w = { .u = u, .vma = vma_of(u, p), .detach = true };
+	struct writer w = { .u = u, .vma = t_vma_of(u, p), .detach = true };
 	pthread_t t;
 
 	sem_init(&w.started, 0, 0);
@@ -163,7 +145,7 @@ Test(pervma_refcnt, detach_waits_for_a_reader_then_zero)
 	sem_wait(&w.started);
 	atomic_fetch_add(&w.vma->vm_refcnt, 1);	/* a reader's increment, before its re-check */
 	sem_post(&w.go);
-	sleep_ms(100);
+	t_sleep_ms(100);
 	cr_assert_not(__atomic_load_n(&w.done, __ATOMIC_ACQUIRE));
 	cr_assert_eq(refs(w.vma), VMA_LOCK_OFFSET + 1);
 	vma_refcnt_end_read(w.vma);	/* the reader sees the write lock and puts */
@@ -185,7 +167,7 @@ Test(pervma_refcnt, reader_limit)
 {
 	struct uspf *u = refcnt_runtime();
 	char *p = t_map_pattern(u, 4 * T_PAGE, 1);
-	struct uspf_vma *a = vma_of(u, p);
+	struct uspf_vma *a = t_vma_of(u, p);
 
 	atomic_store(&a->vm_refcnt, VMA_REF_LIMIT);
 	cr_assert_eq(vma_refcnt_start_read(&u->mm, a), VMA_READ_OK, "LIMIT - 1 readers: one more fits");
@@ -205,14 +187,14 @@ Test(pervma_refcnt, reuse_by_another_mm)
 {
 	struct uspf *a = refcnt_runtime(), *b = refcnt_runtime();
 	char *p = t_map_pattern(a, 4 * T_PAGE, 1);
-	struct uspf_vma *x = vma_of(a, p), *y;
+	struct uspf_vma *x = t_vma_of(a, p), *y;
 	char *q;
 
 	cr_assert_eq(uspf_munmap(a, p, 4 * T_PAGE), 0);
 	cr_assert_eq(refs(x), 0, "freed detached");
 	cr_assert_eq(vma_refcnt_start_read(&a->mm, x), VMA_READ_MISS, "freed: a miss");
 	q = t_map_pattern(b, 4 * T_PAGE, 2);
-	y = vma_of(b, q);
+	y = t_vma_of(b, q);
 	cr_assert_eq(y, x, "the cache handed the same object to the other mm");
 	cr_assert_eq(refs(x), 1);
 	cr_assert_eq(vma_refcnt_start_read(&a->mm, x), VMA_READ_WRONG_MM);
@@ -243,11 +225,11 @@ Test(pervma_refcnt, reuse_by_the_same_mm_needs_the_range_check)
 
 	cr_assert_neq(res, MAP_FAILED);
 	cr_assert_eq(uspf_mmap(u, res, 4 * T_PAGE, rw, fl, &b, &p), 0);
-	x = vma_of(u, p);
+	x = t_vma_of(u, p);
 	cr_assert_eq(uspf_munmap(u, p, 4 * T_PAGE), 0);
 	b.pattern.generation = 2;
 	cr_assert_eq(uspf_mmap(u, res + 6 * T_PAGE, 4 * T_PAGE, rw, fl, &b, &q), 0);
-	cr_assert_eq(vma_of(u, q), x, "the cache handed the same object back");
+	cr_assert_eq(t_vma_of(u, q), x, "the cache handed the same object back");
 	cr_assert_eq(vma_refcnt_start_read(&u->mm, x), VMA_READ_OK, "same mm: the reference is taken");
 	cr_assert((unsigned long)p + T_PAGE < x->vm_start,
 		  "the reused VMA must not contain the old address");

@@ -29,17 +29,6 @@ static struct uspf *rwsem_runtime(void)
 	return t_runtime_cfg(&cfg);
 }
 
-static struct uspf_vma *vma_of(struct uspf *u, void *addr)
-{
-	struct uspf_vma *vma;
-
-	rcu_read_lock();
-	vma = vma_lookup(&u->mm, (unsigned long)addr);
-	rcu_read_unlock();
-	cr_assert_not_null(vma);
-	return vma;
-}
-
 static unsigned int mm_seq(struct uspf *u)
 {
 	return raw_read_seqcount(&u->mm.mm_lock_seq);
@@ -53,7 +42,7 @@ Test(pervma_rwsem, new_vma_is_readable_after_unlock)
 {
 	struct uspf *u = rwsem_runtime();
 	char *p = t_map_pattern(u, 4 * T_PAGE, 1);
-	struct uspf_vma *a = vma_of(u, p);
+	struct uspf_vma *a = t_vma_of(u, p);
 
 	cr_assert_not(mm_seq(u) & 1);
 	cr_assert_not(vma_is_write_locked(a, mm_seq(u)));
@@ -69,7 +58,7 @@ Test(pervma_rwsem, write_lock_until_mmap_write_unlock)
 {
 	struct uspf *u = rwsem_runtime();
 	char *p = t_map_pattern(u, 4 * T_PAGE, 1);
-	struct uspf_vma *a = vma_of(u, p);
+	struct uspf_vma *a = t_vma_of(u, p);
 
 	mmap_write_lock(&u->mm);
 	cr_assert(mm_seq(u) & 1);
@@ -91,7 +80,7 @@ Test(pervma_rwsem, downgrade_releases_vma_write_locks)
 {
 	struct uspf *u = rwsem_runtime();
 	char *p = t_map_pattern(u, 4 * T_PAGE, 1);
-	struct uspf_vma *a = vma_of(u, p);
+	struct uspf_vma *a = t_vma_of(u, p);
 
 	mmap_write_lock(&u->mm);
 	vma_start_write(a);
@@ -123,13 +112,6 @@ static void *start_write_thread(void *arg)
 	return NULL;
 }
 
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { 0, ms * 1000000 };
-
-	nanosleep(&ts, NULL);
-}
-
 /*
  * A reader holds the VMA: the writer's vma_start_write() waits for it,
  * and meanwhile a new reader fails at once (trylock) instead of queueing
@@ -139,14 +121,14 @@ Test(pervma_rwsem, writer_waits_for_readers_new_readers_fail)
 {
 	struct uspf *u = rwsem_runtime();
 	char *p = t_map_pattern(u, 4 * T_PAGE, 1);
-	struct writer w = { .u = u, .vma = vma_of(u, p) };
+	struct writer w = { .u = u, .vma = t_vma_of(u, p) };
 	pthread_t t;
 
 	sem_init(&w.started, 0, 0);
 	cr_assert(vma_rwsem_start_read(&u->mm, w.vma));
 	cr_assert_eq(pthread_create(&t, NULL, start_write_thread, &w), 0);
 	sem_wait(&w.started);
-	sleep_ms(100);
+	t_sleep_ms(100);
 	cr_assert_not(__atomic_load_n(&w.done, __ATOMIC_ACQUIRE), "the writer did not wait");
 	cr_assert_not(vma_rwsem_start_read(&u->mm, w.vma), "a new reader queued behind the writer");
 	vma_rwsem_end_read(w.vma);
