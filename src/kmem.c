@@ -98,6 +98,7 @@ struct kmem_slab {
 
 struct kmem_cache {
 	pthread_mutex_t lock;
+	struct kmem_cache *next;	/* on cache_chain */
 	const char *name;
 	size_t size;		/* object size, rounded to align */
 	size_t first;		/* offset of the first object in a slab */
@@ -105,6 +106,14 @@ struct kmem_cache {
 	struct kmem_slab *slabs;
 	size_t in_use;
 };
+
+/*
+ * Every live cache, for fork: like the kernel's slab_caches list under
+ * slab_mutex.  Lock order: cache_chain_lock, then a cache's lock, then
+ * arena_lock (a cache grows under its lock).
+ */
+static pthread_mutex_t cache_chain_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct kmem_cache *cache_chain;
 
 struct kmem_cache *kmem_cache_create(const char *name, size_t size, size_t align)
 {
@@ -126,6 +135,10 @@ struct kmem_cache *kmem_cache_create(const char *name, size_t size, size_t align
 	c->name = name;
 	c->size = (size + align - 1) & ~(align - 1);
 	c->first = (sizeof(struct kmem_slab) + align - 1) & ~(align - 1);
+	pthread_mutex_lock(&cache_chain_lock);
+	c->next = cache_chain;
+	cache_chain = c;
+	pthread_mutex_unlock(&cache_chain_lock);
 	return c;
 }
 
@@ -207,14 +220,75 @@ int kmem_cache_protect(struct kmem_cache *c, int prot)
 
 void kmem_cache_destroy(struct kmem_cache *c)
 {
+	struct kmem_cache **pp;
 	struct kmem_slab *s, *next;
 
 	if (!c)
 		return;
+	pthread_mutex_lock(&cache_chain_lock);
+	for (pp = &cache_chain; *pp; pp = &(*pp)->next) {
+		if (*pp == c) {
+			*pp = c->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&cache_chain_lock);
 	for (s = c->slabs; s; s = next) {
 		next = s->next;
 		arena_slab_free(s);
 	}
 	pthread_mutex_destroy(&c->lock);
 	kmem_unmap(c, sizeof(*c));
+}
+
+/* ---- fork -------------------------------------------------------------- */
+
+/*
+ * A fork while another thread holds a cache's lock (a handler allocating
+ * an anon_vma, the call_rcu worker freeing a VMA) would leave the lock
+ * held for ever in the child, whose next runtime allocates from the same
+ * caches.  So the fork waits for every allocator lock, as glibc's malloc
+ * does with its arenas (__malloc_fork_lock_parent).
+ */
+static void kmem_fork_prepare(void)
+{
+	struct kmem_cache *c;
+
+	pthread_mutex_lock(&cache_chain_lock);
+	for (c = cache_chain; c; c = c->next)
+		pthread_mutex_lock(&c->lock);
+	pthread_mutex_lock(&arena_lock);
+}
+
+static void kmem_fork_parent(void)
+{
+	struct kmem_cache *c;
+
+	pthread_mutex_unlock(&arena_lock);
+	for (c = cache_chain; c; c = c->next)
+		pthread_mutex_unlock(&c->lock);
+	pthread_mutex_unlock(&cache_chain_lock);
+}
+
+/* The child is alone: fresh locks, nobody can be holding them. */
+static void kmem_fork_child(void)
+{
+	struct kmem_cache *c;
+
+	pthread_mutex_init(&arena_lock, NULL);
+	for (c = cache_chain; c; c = c->next)
+		pthread_mutex_init(&c->lock, NULL);
+	pthread_mutex_init(&cache_chain_lock, NULL);
+}
+
+static void kmem_atfork_once(void)
+{
+	pthread_atfork(kmem_fork_prepare, kmem_fork_parent, kmem_fork_child);
+}
+
+void kmem_atfork_register(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	pthread_once(&once, kmem_atfork_once);
 }

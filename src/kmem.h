@@ -33,5 +33,12 @@ void kmem_cache_destroy(struct kmem_cache *c);
  * then PROT_READ | PROT_WRITE).  No allocation or free may run meanwhile.
  */
 int kmem_cache_protect(struct kmem_cache *c, int prot);
+/*
+ * Make fork() wait for every kmem lock, so the child finds them free.
+ * Idempotent.  Prepare handlers run in reverse order of registration and
+ * these must run last (after anything that may allocate or free while
+ * preparing, such as liburcu's call_rcu pause): register them first.
+ */
+void kmem_atfork_register(void);
 
 #endif

@@ -70,8 +70,11 @@ static void runtime_free(struct uspf *u)
 	kmem_unmap(u, sizeof(*u));
 }
 
+bool runtime_quiet;
+
 static void rcu_warm_nop(struct rcu_head *head)
 {
+	uspf_runtime_thread = true;	/* the call_rcu worker serves the runtime */
 }
 
 /*
@@ -111,6 +114,7 @@ int uspf_create(struct uspf **out, const struct uspf_config *cfg)
 	if (ret)
 		return ret;
 	pthread_once(&warm, rcu_warm_up);
+	kmem_atfork_register();	/* a child may create a runtime of its own */
 	u = kmem_map(sizeof(*u));
 	if (!u)
 		return -ENOMEM;
@@ -127,7 +131,7 @@ int uspf_create(struct uspf **out, const struct uspf_config *cfg)
 		runtime_free(u);
 		return ret;
 	}
-	ret = uffd_open(&u->uffd, USPF_UFFD_FEATURES, stderr);
+	ret = uffd_open(&u->uffd, USPF_UFFD_FEATURES, runtime_quiet ? NULL : stderr);
 	if (ret) {
 		runtime_free(u);
 		return ret;

@@ -29,4 +29,11 @@ struct uspf {
 	const void *zero_area;		/* fault_around pages that read as zero */
 };
 
+/*
+ * Where uspf_create() says what a user-mode-only userfaultfd costs
+ * (stderr unless set).  The preload library says it in its own words,
+ * once per process, and silences this one.
+ */
+extern bool runtime_quiet;
+
 #endif

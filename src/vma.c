@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "file.h"
+#include "handler.h"
 #include "kmem.h"
 #include "mm.h"
 #include "vma.h"
@@ -146,6 +147,12 @@ void vm_area_free(struct uspf_vma *vma)
 
 static void vm_area_free_cb(struct rcu_head *head)
 {
+	/*
+	 * This runs on liburcu's call_rcu worker: under `uspf run` that
+	 * thread is the runtime's too, and what it allocates must not come
+	 * from uspf memory (a child's new worker is marked by its first VMA).
+	 */
+	uspf_runtime_thread = true;
 	vm_area_free(caa_container_of(head, struct uspf_vma, rcu));
 }
 

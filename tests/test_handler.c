@@ -4,10 +4,14 @@
  * real faults, batches end in wakes, and the error paths of a resolve -
  * EEXIST and ENOENT - are provoked and seen to wake the faulting thread.
  */
+#include <errno.h>
+#include <grp.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "helpers.h"
 
@@ -209,4 +213,70 @@ ParameterizedTest(enum uspf_policy_id *policy, handler, enoent_wakes)
 	cr_assert_eq(mmap(h.p, 4 * T_PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
 			  -1, 0), h.p);
 	uspf_destroy(h.u);
+}
+
+/*
+ * The user-mode-only userfaultfd, as an unprivileged user gets it
+ * (vm.unprivileged_userfaultfd=0): the runtime says so in its stats and
+ * serves the program's own faults all the same; a fault the kernel takes
+ * (read(2) into a fresh page) fails with EFAULT - the mode's cost.
+ * Runs in a child dropped to nobody; exit status 77 means not reachable.
+ */
+static int serve_as_nobody(void)
+{
+	struct uspf_backing b = { .kind = USPF_BACKING_PATTERN, .pattern.generation = 5 };
+	struct uspf_stats st;
+	struct uspf *u;
+	char *p;
+	int fds[2], i;
+
+	if (setgroups(0, NULL) || setresgid(65534, 65534, 65534) || setresuid(65534, 65534, 65534))
+		return 77;
+	if (uspf_create(&u, NULL))
+		return 10;
+	if (uspf_stats(u, &st) || !st.user_mode_only)
+		return 77;	/* this machine lets anyone have a full one */
+	if (uspf_mmap(u, NULL, 64 * T_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+		      &b, (void **)&p))
+		return 11;
+	for (i = 0; i < 64; i++)
+		if (!uspf_pattern_check(5, (uint64_t)i, p + i * T_PAGE))
+			return 12;
+	if (pipe(fds) || write(fds[1], "x", 1) != 1)
+		return 13;
+	/* mmap'ed after the checks: its first page is fresh */
+	if (uspf_mmap(u, NULL, T_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, &b,
+		      (void **)&p))
+		return 14;
+	if (read(fds[0], p, 1) != -1 || errno != EFAULT)
+		return 15;
+	for (i = 0; i < 5000; i++) {
+		if (uspf_stats(u, &st))
+			return 16;
+		if (st.counters[USPF_C_FAULTS_ENDED] == st.counters[USPF_C_FAULTS])
+			break;
+		usleep(1000);
+	}
+	if (st.counters[USPF_C_FAULTS] < 1 || st.counters[USPF_C_PAGES] < 64)
+		return 17;
+	uspf_destroy(u);
+	return 0;
+}
+
+Test(handler, user_mode_only_serves_user_faults)
+{
+	int status;
+	pid_t pid;
+
+	if (geteuid() != 0)
+		cr_skip_test("needs root to drop to nobody");
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0)
+		_exit(serve_as_nobody());
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status), "child status %#x", status);
+	if (WEXITSTATUS(status) == 77)
+		cr_skip_test("user-mode-only path not reachable here");
+	cr_assert_eq(WEXITSTATUS(status), 0, "child step %d failed", WEXITSTATUS(status));
 }

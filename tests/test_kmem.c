@@ -7,9 +7,12 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "kmem.h"
@@ -216,4 +219,85 @@ Test(kmem, concurrent_alloc_free)
 	}
 	cr_assert_eq(kmem_cache_in_use(shared_cache), 0);
 	kmem_cache_destroy(shared_cache);
+}
+
+/*
+ * fork() while another thread is inside the allocator: the child must find
+ * every kmem lock free (it allocates, grows a cache and makes a new one).
+ * Without the fork hooks a child forked while the churner held the cache's
+ * lock waits for ever; the parent's waitpid() would then time out.
+ */
+struct churn {
+	struct kmem_cache *c;
+	atomic_bool stop;
+};
+
+static void *churner(void *arg)
+{
+	struct churn *ch = arg;
+	void *objs[64];
+
+	while (!atomic_load(&ch->stop)) {
+		for (int i = 0; i < 64; i++)
+			objs[i] = kmem_cache_alloc(ch->c);
+		for (int i = 0; i < 64; i++)
+			kmem_cache_free(ch->c, objs[i]);
+	}
+	return NULL;
+}
+
+static int child_allocates(struct kmem_cache *c)
+{
+	struct kmem_cache *fresh;
+	void *objs[2048];
+	int i;
+
+	/* More than a slab's worth: the cache grows from the arena too. */
+	for (i = 0; i < 2048; i++)
+		if (!(objs[i] = kmem_cache_alloc(c)))
+			return 1;
+	for (i = 0; i < 2048; i++)
+		kmem_cache_free(c, objs[i]);
+	fresh = kmem_cache_create("child", 48, 8);
+	if (!fresh || !kmem_cache_alloc(fresh))
+		return 2;
+	return 0;
+}
+
+/* Waits up to 10 s; a child still running then is deadlocked: kill it. */
+static bool wait_child(pid_t pid, int *status)
+{
+	for (int ms = 0; ms < 10000; ms++) {
+		if (waitpid(pid, status, WNOHANG) == pid)
+			return true;
+		usleep(1000);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, status, 0);
+	return false;
+}
+
+Test(kmem, fork_while_another_thread_allocates)
+{
+	struct churn ch = { .c = kmem_cache_create("churn", 128, 64) };
+	pthread_t t;
+	int i, status;
+
+	cr_assert(ch.c);
+	kmem_atfork_register();
+	kmem_atfork_register();		/* idempotent */
+	cr_assert_eq(pthread_create(&t, NULL, churner, &ch), 0);
+	for (i = 0; i < 300; i++) {
+		pid_t pid = fork();
+
+		cr_assert_geq(pid, 0);
+		if (pid == 0)
+			_exit(child_allocates(ch.c));
+		cr_assert(wait_child(pid, &status), "child %d deadlocked (killed)", i);
+		cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+			  "child %d: status %#x", i, status);
+	}
+	atomic_store(&ch.stop, true);
+	pthread_join(t, NULL);
+	cr_assert_eq(kmem_cache_in_use(ch.c), 0);
 }
