@@ -28,6 +28,10 @@
 
 #define USPF_MAP_ACCEPTED (MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_FIXED_NOREPLACE | MAP_NORESERVE)
 
+#ifndef MREMAP_DONTUNMAP
+#define MREMAP_DONTUNMAP 4	/* Linux 5.7; older C libraries lack the name */
+#endif
+
 /*
  * The raw syscalls: under `uspf run` the libc wrappers are interposed and
  * would re-enter the runtime.
@@ -620,7 +624,6 @@ int uspf_madvise(struct uspf *u, void *addr, size_t len, int advice)
 	return ret;
 }
 
-/* mremap() that moved [old, old+old_len) to [new, new+new_len): a new VMA, the old detached. */
 /*
  * The kernel VMA the moved range landed in may span model VMAs around it
  * (the kernel merges whatever is compatible, generations aside): register
@@ -645,30 +648,44 @@ static void register_neighbours(struct uspf *u, struct uspf_vma *moved)
 	}
 }
 
-static int mremap_moved(struct uspf *u, struct uspf_vma *vma, unsigned long new, size_t new_len)
+/*
+ * move_vma(): the kernel moved vma's range to [new, new + new_len); a new
+ * VMA there (copy_vma()).  The old one, entered by the caller, is
+ * detached and goes - or, with MREMAP_DONTUNMAP, stays attached over its
+ * emptied range, with its registration (mremap_userfaultfd_prep() is
+ * applied to the new VMA only).
+ */
+static int mremap_moved(struct uspf *u, struct uspf_vma *vma, unsigned long new, size_t new_len,
+			bool dontunmap)
 {
 	struct uspf_mm *mm = &u->mm;
 	struct uspf_vma *moved = vm_area_dup(vma);
-	int ret;
+	int ret = -ENOMEM;
 
-	if (!moved)
-		return -ENOMEM;
-	moved->vm_start = new;
-	moved->vm_end = new + new_len;
-	/*
-	 * Without UFFD_FEATURE_EVENT_REMAP the kernel drops the registration
-	 * of the moved range (mremap_userfaultfd_prep()): register it again.
-	 */
-	ret = uffd_register(&u->uffd, new, new_len);
-	if (!ret)
-		ret = vma_attach(mm, moved);
-	vma_erase(mm, vma);	/* marked detached by the caller */
-	vma->detach_next = NULL;
-	detach_finish(vma);	/* ends the write section begun by the caller */
+	if (moved) {
+		moved->vm_start = new;
+		moved->vm_end = new + new_len;
+		/*
+		 * Without UFFD_FEATURE_EVENT_REMAP the kernel drops the
+		 * registration of the moved range (mremap_userfaultfd_prep()):
+		 * register it again.
+		 */
+		ret = uffd_register(&u->uffd, new, new_len);
+		if (!ret)
+			ret = vma_attach(mm, moved);
+	}
+	if (dontunmap) {
+		vm_write_end(vma);	/* ends the write section begun by the caller */
+	} else {
+		vma_erase(mm, vma);	/* marked detached by the caller */
+		vma->detach_next = NULL;
+		detach_finish(vma);	/* ends the write section begun by the caller */
+	}
 	if (ret) {
 		/* The memory moved but cannot be served: take it away whole. */
 		syscall(SYS_munmap, new, new_len);
-		vm_area_free(moved);
+		if (moved)
+			vm_area_free(moved);
 		return ret;
 	}
 	/* Best effort: a neighbour that cannot be registered is not ours to serve. */
@@ -681,8 +698,8 @@ int uspf_mremap(struct uspf *u, void *old_addr, size_t old_len, size_t new_len,
 {
 	unsigned long old = (unsigned long)old_addr, newa = (unsigned long)new_addr;
 	unsigned long lock_start, lock_end;
-	bool hide;
-	int prot;
+	bool dontunmap = flags & MREMAP_DONTUNMAP, hide;
+	int prot, kept_ret = 0;
 	struct uspf_mm *mm;
 	struct uspf_vma *vma, *target = NULL;
 	long p;
@@ -690,13 +707,22 @@ int uspf_mremap(struct uspf *u, void *old_addr, size_t old_len, size_t new_len,
 
 	if (!u || !out || !range_valid(old, old_len) || !new_len)
 		return -EINVAL;
-	if (flags & ~(MREMAP_MAYMOVE | MREMAP_FIXED))
+	if (flags & ~(MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP))
 		return -EINVAL;
-	if ((flags & MREMAP_FIXED) && (!(flags & MREMAP_MAYMOVE) || !range_valid(newa, new_len)))
+	/*
+	 * check_mremap_params(): a new address - MREMAP_FIXED's, or the hint
+	 * MREMAP_DONTUNMAP passes - implies a move and is checked like one.
+	 */
+	if ((flags & (MREMAP_FIXED | MREMAP_DONTUNMAP)) &&
+	    (!(flags & MREMAP_MAYMOVE) || !range_valid(newa, new_len)))
 		return -EINVAL;
 	old_len = page_align(old_len);
 	new_len = page_align(new_len);
-	if ((flags & MREMAP_FIXED) && newa < old + old_len && old < newa + new_len)
+	/* MREMAP_DONTUNMAP does not resize (lengths compared page-aligned, as 6.x does). */
+	if (dontunmap && old_len != new_len)
+		return -EINVAL;
+	if ((flags & (MREMAP_FIXED | MREMAP_DONTUNMAP)) && newa < old + old_len &&
+	    old < newa + new_len)
 		return -EINVAL;	/* the kernel refuses overlapping moves */
 	mm = &u->mm;
 	mmap_write_lock(mm);
@@ -705,8 +731,8 @@ int uspf_mremap(struct uspf *u, void *old_addr, size_t old_len, size_t new_len,
 		ret = -EFAULT;
 		goto out;
 	}
-	if (!(flags & MREMAP_FIXED) && new_len <= old_len) {
-		/* Shrink in place: unmap the tail. */
+	if (!(flags & (MREMAP_FIXED | MREMAP_DONTUNMAP)) && new_len <= old_len) {
+		/* Shrink in place: unmap the tail.  (MREMAP_DONTUNMAP always moves.) */
 		ret = unmap_range(mm, old + new_len, old + old_len);
 		if (!ret)
 			*out = old_addr;
@@ -743,7 +769,9 @@ int uspf_mremap(struct uspf *u, void *old_addr, size_t old_len, size_t new_len,
 	 * pages would then read kernel zeros.  So a range that may move
 	 * travels PROT_NONE: it cannot merge with an accessible neighbour, a
 	 * FIXED target known to other threads faults instead of reading zeros,
-	 * and it gets its protection back once registered again.
+	 * and it gets its protection back once registered again.  With
+	 * MREMAP_DONTUNMAP the old range stays mapped, PROT_NONE like the
+	 * range it was copied to: it too gets its protection back.
 	 */
 	hide = (flags & MREMAP_MAYMOVE) && vma->vm_prot != PROT_NONE;
 	if (hide)
@@ -755,11 +783,21 @@ int uspf_mremap(struct uspf *u, void *old_addr, size_t old_len, size_t new_len,
 	if (ret && hide)
 		syscall(SYS_mprotect, old, old_len, vma->vm_prot);
 	/*
+	 * move_vma() with MREMAP_DONTUNMAP: the old VMA stays, its page
+	 * tables emptied, still registered - its next touches are MISSING
+	 * faults, served from its backing as after MADV_DONTNEED.
+	 */
+	if (!ret && dontunmap && hide && syscall(SYS_mprotect, old, old_len, vma->vm_prot))
+		kept_ret = -errno;
+	/*
 	 * Moved: the old VMA is dead before the PTLs go, so a commit that
 	 * takes them after us sees it detached (spf-adaptive revalidates by
-	 * hand, with no sequence count to tell it).
+	 * hand, with no sequence count to tell it).  A DONTUNMAP'd one lives
+	 * on over its emptied range: the sequence count and the VMA write
+	 * lock turn such a commit away; spf-adaptive's by-hand check cannot
+	 * see the move, but what it installs is what the range refills with.
 	 */
-	if (!ret && (unsigned long)p != old)
+	if (!ret && (unsigned long)p != old && !dontunmap)
 		vma_mark_detached(vma);
 	ptl_unlock_range(&mm->ptl, lock_start, lock_end);
 	if (ret) {
@@ -788,11 +826,16 @@ int uspf_mremap(struct uspf *u, void *old_addr, size_t old_len, size_t new_len,
 		if (!ret && hide && syscall(SYS_mprotect, old, new_len, vma->vm_prot))
 			ret = -errno;
 	} else {
-		prot = vma->vm_prot;	/* vma is freed after a grace period */
-		ret = mremap_moved(u, vma, (unsigned long)p, new_len);
+		prot = vma->vm_prot;	/* vma is freed after a grace period (unless kept) */
+		ret = mremap_moved(u, vma, (unsigned long)p, new_len, dontunmap);
 		if (!ret && hide && syscall(SYS_mprotect, p, new_len, prot))
 			ret = -errno;
+		/* The kernel left the old VMA whole: undo split_at_edges() there. */
+		if (dontunmap)
+			merge_around(mm, old, old + old_len);
 	}
+	if (!ret)
+		ret = kept_ret;
 	if (!ret) {
 		merge_around(mm, (unsigned long)p, (unsigned long)p + new_len);
 		*out = (void *)p;

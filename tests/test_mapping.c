@@ -7,12 +7,14 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include "helpers.h"
+#include "vma.h"
 
 TestSuite(mapping, .timeout = 60);
 
@@ -51,6 +53,24 @@ Test(mapping, bad_arguments)
 				 (char *)p + T_PAGE, &q), -EINVAL);	/* overlapping move */
 	cr_assert_eq(uspf_mremap(u, p, 8 * T_PAGE, 9 * T_PAGE, MREMAP_MAYMOVE, NULL, &q), -EFAULT);
 	cr_assert_eq(uspf_mremap(u, p, T_PAGE, T_PAGE, 0x80, NULL, &q), -EINVAL);
+	/* MREMAP_DONTUNMAP is a move (MREMAP_MAYMOVE), never a resize. */
+	cr_assert_eq(uspf_mremap(u, p, T_PAGE, T_PAGE, MREMAP_DONTUNMAP, NULL, &q), -EINVAL);
+	cr_assert_eq(uspf_mremap(u, p, T_PAGE, 2 * T_PAGE, MREMAP_MAYMOVE | MREMAP_DONTUNMAP,
+				 NULL, &q), -EINVAL);
+	cr_assert_eq(uspf_mremap(u, p, 2 * T_PAGE, T_PAGE, MREMAP_MAYMOVE | MREMAP_DONTUNMAP,
+				 NULL, &q), -EINVAL);
+	cr_assert_eq(uspf_mremap(u, p, T_PAGE, T_PAGE, MREMAP_FIXED | MREMAP_DONTUNMAP,
+				 (char *)p + 2 * T_PAGE, &q), -EINVAL);
+	/* Its new address, fixed or only a hint, is checked as mremap(2) does. */
+	cr_assert_eq(uspf_mremap(u, p, 2 * T_PAGE, 2 * T_PAGE,
+				 MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP,
+				 (char *)p + T_PAGE, &q), -EINVAL);
+	cr_assert_eq(uspf_mremap(u, p, 2 * T_PAGE, 2 * T_PAGE, MREMAP_MAYMOVE | MREMAP_DONTUNMAP,
+				 (char *)p + T_PAGE, &q), -EINVAL);
+	cr_assert_eq(uspf_mremap(u, p, T_PAGE, T_PAGE, MREMAP_MAYMOVE | MREMAP_DONTUNMAP,
+				 (void *)0x1001, &q), -EINVAL);
+	cr_assert_eq(uspf_mremap(u, p, 8 * T_PAGE, 8 * T_PAGE, MREMAP_MAYMOVE | MREMAP_DONTUNMAP,
+				 NULL, &q), -EFAULT);
 	/* MAP_FIXED_NOREPLACE wins over MAP_FIXED, as in the kernel. */
 	cr_assert_eq(uspf_mmap(u, p, T_PAGE, pa, fl | MAP_FIXED | MAP_FIXED_NOREPLACE, NULL, &q), -EEXIST);
 	/* Nothing was lost on the way. */
@@ -168,6 +188,174 @@ ParameterizedTest(enum uspf_policy_id *policy, mapping, mremap_grow_shrink_move)
 	uspf_destroy(u);
 }
 
+/* The kernel's protection at addr, from /proc/self/maps; -1 if nothing is mapped there. */
+static int kernel_prot(const void *addr)
+{
+	unsigned long a = (unsigned long)addr, s, e;
+	char line[4096], perms[5];
+	FILE *f = fopen("/proc/self/maps", "r");
+	int prot = -1;
+
+	cr_assert_not_null(f);
+	while (prot < 0 && fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%lx-%lx %4s", &s, &e, perms) != 3 || a < s || a >= e)
+			continue;
+		prot = (perms[0] == 'r' ? PROT_READ : 0) | (perms[1] == 'w' ? PROT_WRITE : 0) |
+		       (perms[2] == 'x' ? PROT_EXEC : 0);
+	}
+	fclose(f);
+	return prot;
+}
+
+static void assert_zero(const char *p, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		cr_assert_eq(p[i], 0, "byte %zu of %p is %#x", i, (void *)p, p[i] & 0xff);
+}
+
+static void assert_vma(struct uspf *u, void *addr, size_t len, int prot)
+{
+	struct uspf_vma *vma = t_vma_of(u, addr);
+
+	cr_assert_not(vma_is_detached(vma));
+	cr_assert_eq(vma->vm_start, (unsigned long)addr);
+	cr_assert_eq(vma->vm_end, (unsigned long)addr + len);
+	cr_assert_eq(vma->vm_prot, prot);
+	cr_assert_eq(kernel_prot(addr), prot, "the kernel's protection at %p", addr);
+}
+
+/*
+ * MREMAP_DONTUNMAP (move_vma()): the pages move, the old range stays
+ * mapped with its protection and its registration, empty: its next
+ * touches fault, and uspf serves them from the backing as after
+ * MADV_DONTNEED.  The model keeps the old VMA attached and adds one.
+ *
+ * 01234567
+ * RRRR....   R: read (4 present), 1 written; 4-7 never touched
+ */
+T_POLICY_PARAMS(mapping, mremap_dontunmap)
+ParameterizedTest(enum uspf_policy_id *policy, mapping, mremap_dontunmap)
+{
+	struct uspf *u = t_runtime(*policy, 1);
+	int rw = PROT_READ | PROT_WRITE;
+	char *p = t_map_pattern(u, 8 * T_PAGE, 7), *q;
+	struct uspf_vma *old, *moved;
+	uint64_t faults;
+	void *out;
+
+	t_assert_pattern(p, 4 * T_PAGE, 7, 0);
+	p[T_PAGE] = 'y';
+	old = t_vma_of(u, p);
+	cr_assert_eq(uspf_mremap(u, p, 8 * T_PAGE, 8 * T_PAGE, MREMAP_MAYMOVE | MREMAP_DONTUNMAP,
+				 NULL, &out), 0);
+	q = out;
+	cr_assert_neq(q, p);
+	cr_assert_eq(vmas(u), 2);
+	cr_assert_eq(t_vma_of(u, p), old, "the old VMA stays");
+	assert_vma(u, p, 8 * T_PAGE, rw);
+	moved = t_vma_of(u, q);
+	cr_assert_neq(moved, old);
+	assert_vma(u, q, 8 * T_PAGE, rw);
+	cr_assert_eq(moved->vm_pgoff, old->vm_pgoff);
+	cr_assert_eq(moved->backing.pattern.generation, 7);
+	/* The present pages moved: reading them takes no fault. */
+	t_quiesce(u);
+	faults = t_counter(u, USPF_C_FAULTS);
+	t_assert_pattern(q, T_PAGE, 7, 0);
+	cr_assert_eq(q[T_PAGE], 'y');
+	t_assert_pattern(q + 2 * T_PAGE, 2 * T_PAGE, 7, 2);
+	t_quiesce(u);
+	cr_assert_eq(t_counter(u, USPF_C_FAULTS), faults);
+	/* The missing ones fault where they went (registered again), at their offsets. */
+	t_assert_pattern(q + 4 * T_PAGE, 4 * T_PAGE, 7, 4);
+	t_quiesce(u);
+	cr_assert_geq(t_counter(u, USPF_C_FAULTS), faults + 4);
+	/* The old range faults afresh: the backing's contents, the written byte gone. */
+	faults = t_counter(u, USPF_C_FAULTS);
+	t_assert_pattern(p, 8 * T_PAGE, 7, 0);
+	t_quiesce(u);
+	cr_assert_geq(t_counter(u, USPF_C_FAULTS), faults + 8);
+	/* Both writable, and independent. */
+	p[0] = 'a';
+	q[0] = 'b';
+	cr_assert_eq(p[0], 'a');
+	cr_assert_eq(q[0], 'b');
+	cr_assert_eq(q[T_PAGE], 'y');
+	uspf_destroy(u);
+}
+
+/*
+ * MREMAP_DONTUNMAP | MREMAP_FIXED over another mapping, zero-filled
+ * memory: the target takes the moved pages and the moved VMA's backing
+ * (zeros where nothing was written, not the replaced mapping's pattern);
+ * the old range reads zeros again.
+ */
+T_POLICY_PARAMS(mapping, mremap_dontunmap_fixed)
+ParameterizedTest(enum uspf_policy_id *policy, mapping, mremap_dontunmap_fixed)
+{
+	struct uspf *u = t_runtime(*policy, 1);
+	char *p = t_map(u, 4 * T_PAGE, NULL), *r = t_map_pattern(u, 4 * T_PAGE, 9);
+	struct uspf_vma *old;
+	uint64_t faults;
+	void *out;
+
+	memset(p, 0x5a, 2 * T_PAGE);
+	t_assert_pattern(r, 4 * T_PAGE, 9, 0);
+	old = t_vma_of(u, p);
+	cr_assert_eq(uspf_mremap(u, p, 4 * T_PAGE, 4 * T_PAGE,
+				 MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP, r, &out), 0);
+	cr_assert_eq(out, r);
+	cr_assert_eq(vmas(u), 2);
+	cr_assert_eq(t_vma_of(u, p), old);
+	assert_vma(u, p, 4 * T_PAGE, PROT_READ | PROT_WRITE);
+	assert_vma(u, r, 4 * T_PAGE, PROT_READ | PROT_WRITE);
+	cr_assert_eq(t_vma_of(u, r)->backing.kind, USPF_BACKING_ZERO);
+	for (size_t i = 0; i < 2 * T_PAGE; i++)
+		cr_assert_eq(r[i], 0x5a);
+	assert_zero(r + 2 * T_PAGE, 2 * T_PAGE);
+	t_quiesce(u);
+	faults = t_counter(u, USPF_C_FAULTS);
+	assert_zero(p, 4 * T_PAGE);
+	t_quiesce(u);
+	cr_assert_geq(t_counter(u, USPF_C_FAULTS), faults + 4);
+	uspf_destroy(u);
+}
+
+/*
+ * Part of a VMA, read-only: the model splits it to move the middle, and
+ * joins it again after - the kernel leaves the old VMA whole.  Both ranges
+ * stay PROT_READ (the move travels PROT_NONE).
+ *
+ * 01234567
+ * AA....AA   the middle moves; A stays one VMA over all eight pages
+ */
+Test(mapping, mremap_dontunmap_part_read_only)
+{
+	struct uspf *u = t_runtime(USPF_POLICY_SPF, 1);
+	char *p = t_map_pattern(u, 8 * T_PAGE, 11), *q;
+	struct uspf_vma *old;
+	char page[T_PAGE];
+	void *out;
+
+	cr_assert_eq(uspf_mprotect(u, p, 8 * T_PAGE, PROT_READ), 0);
+	t_assert_pattern(p, 8 * T_PAGE, 11, 0);
+	old = t_vma_of(u, p);
+	cr_assert_eq(uspf_mremap(u, p + 2 * T_PAGE, 4 * T_PAGE, 4 * T_PAGE,
+				 MREMAP_MAYMOVE | MREMAP_DONTUNMAP, NULL, &out), 0);
+	q = out;
+	cr_assert_eq(vmas(u), 2);
+	cr_assert_eq(t_vma_of(u, p + 5 * T_PAGE), old);
+	assert_vma(u, p, 8 * T_PAGE, PROT_READ);
+	assert_vma(u, q, 4 * T_PAGE, PROT_READ);
+	cr_assert_eq(kernel_prot(p + 2 * T_PAGE), PROT_READ);
+	cr_assert_eq(t_vma_of(u, q)->vm_pgoff, old->vm_pgoff + 2);
+	t_segv_setup();
+	cr_assert(t_copy_page_safe(p + 3 * T_PAGE, page));
+	t_assert_pattern(q, 4 * T_PAGE, 11, 2);
+	t_assert_pattern(p, 8 * T_PAGE, 11, 0);
+	uspf_destroy(u);
+}
+
 /*
  * Grow in place where the space after the mapping is free.  The space is
  * reserved first (a hole could be taken by any mmap, the runtime's own).
@@ -253,12 +441,13 @@ Test(mapping, many_vmas)
 /*
  * Writers against faulting threads.  A writer churns chunks of one region
  * (MAP_FIXED remaps with a new generation, mprotect, DONTNEED, mremap away
- * and back); readers read random pages and check them against the
- * generation the chunk had.  A chunk's generation is published seqlock
- * style: when it did not change across a read, the page must be exactly
- * that generation's - stale data from a speculative commit that missed a
- * writer shows here.  Reads that hit a chunk while it is PROT_NONE or away
- * are tolerated (SIGSEGV caught), never wrong bytes.
+ * and back, with and without MREMAP_DONTUNMAP); readers read random pages
+ * and check them against the generation the chunk had.  A chunk's
+ * generation is published seqlock style: when it did not change across a
+ * read, the page must be exactly that generation's - stale data from a
+ * speculative commit that missed a writer shows here.  Reads that hit a
+ * chunk while it is PROT_NONE or away are tolerated (SIGSEGV caught), never
+ * wrong bytes.
  */
 #define CHURN_CHUNKS	16
 #define CHURN_CHUNK	(16 * T_PAGE)
@@ -377,6 +566,17 @@ static void churn_one(struct churn *c, unsigned int ch, unsigned int op, uint64_
 		cr_assert_eq(uspf_mprotect(c->u, a, CHURN_CHUNK / 2, PROT_READ), 0);
 		cr_assert_eq(uspf_mprotect(c->u, a, CHURN_CHUNK / 2, rw), 0);
 		break;
+	case 6:	/* mremap DONTUNMAP onto the placeholder; the emptied place is the new one */
+		if (!alt)
+			break;
+		ret = uspf_mremap(c->u, a, CHURN_CHUNK, CHURN_CHUNK,
+				  MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP, alt, &out);
+		if (ret == -EFAULT)
+			break;	/* split in VMAs, as in case 4 */
+		cr_assert_eq(ret, 0, "mremap dontunmap %p -> %p: %s", a, alt, strerror(-ret));
+		__atomic_store_n(&c->loc[ch], alt, __ATOMIC_RELEASE);
+		c->alt[ch] = a;
+		break;
 	}
 	__atomic_add_fetch(&c->seq[ch], 1, __ATOMIC_ACQ_REL);
 }
@@ -410,7 +610,7 @@ static void churn_run(enum uspf_policy_id policy, unsigned int fault_around, boo
 		cr_assert_eq(pthread_create(&r[i], NULL, churn_reader, &c), 0);
 	while (t_now_ns() < c.deadline && !c.bad) {
 		churn_one(&c, (unsigned int)rand_r(&seed) % CHURN_CHUNKS,
-			  (unsigned int)rand_r(&seed) % 6, &next_gen);
+			  (unsigned int)rand_r(&seed) % 7, &next_gen);
 		ops++;
 	}
 	for (i = 0; i < 3; i++)

@@ -52,6 +52,26 @@ int main(void)
 	printf("checksum2: %llu\n", (unsigned long long)sum(q, len));
 	printf("munmap q: %d\n", munmap(q, len));
 	printf("munmap p: %d\n", munmap(p, len / 2));
+#ifdef MREMAP_DONTUNMAP
+	/* the pages move; the old range stays mapped, empty: it reads zeros again */
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return perror("mmap"), 1;
+	for (i = 0; i < len / 2; i += 64)
+		p[i] = (unsigned char)(i / 64 * 5 + 1);
+	/* glibc passes new_address on with MREMAP_DONTUNMAP too: give it one */
+	q = mremap(p, len, len, MREMAP_MAYMOVE | MREMAP_DONTUNMAP, NULL);
+	if (q == MAP_FAILED)
+		return perror("mremap dontunmap"), 1;
+	for (i = 0; i < len; i += 64)
+		if (q[i] != (i < len / 2 ? (unsigned char)(i / 64 * 5 + 1) : 0) || p[i])
+			return fprintf(stderr, "dontunmap: wrong byte at %zu\n", i), 1;
+	p[0] = 1;
+	q[0] = 2;
+	printf("dontunmap: %d %d %d\n", q != p, p[0], q[0]);
+	printf("dontunmap checksum: %llu\n", (unsigned long long)sum(q, len));
+	printf("dontunmap munmap: %d %d\n", munmap(p, len), munmap(q, len));
+#endif
 	/* a small mapping the library leaves to the kernel */
 	p = mmap(NULL, 4 * ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	p[0] = 1;
