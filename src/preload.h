@@ -23,8 +23,20 @@ struct uspf;
 /* The runtime, created at the first call (NULL: uspf is off for this process). */
 struct uspf *preload_runtime(void);
 
-/* True on runtime threads and while the runtime is inside a library call. */
-bool preload_bypass(void);
+/*
+ * True on runtime threads and while the runtime is inside a library call.
+ * Inline: the malloc family tests it on every call.  The flags are
+ * preload.c's (in_runtime, marked_runtime; hidden, not exported) and
+ * handler.c's uspf_runtime_thread.
+ */
+extern __thread int in_runtime __attribute__((tls_model("initial-exec"), visibility("hidden")));
+extern __thread bool marked_runtime __attribute__((tls_model("initial-exec"), visibility("hidden")));
+extern __thread bool uspf_runtime_thread __attribute__((tls_model("initial-exec")));
+
+static inline bool preload_bypass(void)
+{
+	return in_runtime | marked_runtime | uspf_runtime_thread;
+}
 
 /* Mark the calling thread as the runtime's own for good (handler threads). */
 void preload_mark_runtime_thread(void);

@@ -31,7 +31,7 @@
  * process's runtime.  Callers that must never be handed uspf memory - the
  * runtime's own threads, the runtime while inside libc/liburcu, and any
  * allocation made while this file is itself inside the runtime or libc
- * (tl_guard) - are served by the raw heap, same code, chunks from
+ * (tc.guard) - are served by the raw heap, same code, chunks from
  * preload_raw_mmap(), no thread caches.  So is everybody while uspf is off
  * (no runtime) or USPF_HEAP turned the heap off.  A free of uspf memory by
  * such a caller is deferred to the next program thread that takes a slow
@@ -89,6 +89,21 @@ static inline unsigned size_class(size_t n)
 	return 4 + (lg - 6) * 4 + (unsigned)idx;
 }
 
+/* size_class() of sizes up to 1 KiB by (n + 15) / 16: one load on the fast path. */
+#define TABLE_SMALL 1024UL
+static const uint8_t class_by_16[TABLE_SMALL / 16 + 1] = {
+	0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 12, 12, 13, 13, 13, 13,
+	14, 14, 14, 14, 15, 15, 15, 15, 16, 16, 16, 16, 16, 16, 16, 16, 17, 17, 17, 17, 17, 17,
+	17, 17, 18, 18, 18, 18, 18, 18, 18, 18, 19, 19, 19, 19, 19, 19, 19, 19
+};
+
+static inline unsigned small_class(size_t n)
+{
+	if (likely(n <= TABLE_SMALL))
+		return class_by_16[(n + 15) >> 4];
+	return size_class(n);
+}
+
 /* 16, 32, 48, 64, then 2^k + i * 2^(k-2) for i = 1..4, up to 32 KiB. */
 static const uint32_t class_sizes[NCLASSES] = {
 	16, 32, 48, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384, 448, 512, 640, 768, 896, 1024, 1280, 1536, 1792, 2048, 2560, 3072, 3584, 4096, 5120, 6144, 7168, 8192, 10240, 12288, 14336, 16384, 20480, 24576, 28672, 32768
@@ -126,6 +141,7 @@ struct span {
 	uint32_t live;			/* objects out of the span (threads or program) */
 	bool on_partial;
 	bool dirty;			/* may hold pages */
+	_Atomic uint8_t *tag;		/* uspf heap: its byte in the radix (span_tag()) */
 };
 
 struct chunk {
@@ -156,14 +172,18 @@ static struct heap heap_raw = { .uspf = false };
 
 /* ---- thread state ---- */
 
+/*
+ * One TLS block, so the fast paths find the cache and the guard through one
+ * GOT slot.  The fast paths run only when state == 1 and guard == 0.
+ */
 struct tcache {
 	void *head[NCLASSES];
 	uint32_t count[NCLASSES];
 	int state;			/* 0 new, 1 live (key set), 2 dead (thread exiting) */
+	int guard;			/* inside the runtime/libc on our behalf: serve raw */
 };
 
 static TLS struct tcache tc;
-static TLS int tl_guard;	/* inside the runtime/libc on our behalf: serve raw */
 
 /* ---- raw helpers ---- */
 
@@ -181,7 +201,7 @@ extern void preload_exit(void) __attribute__((weak));
 
 static inline void rt_enter(void)
 {
-	tl_guard++;
+	tc.guard++;
 	if (preload_enter)
 		preload_enter();
 }
@@ -190,7 +210,7 @@ static inline void rt_exit(void)
 {
 	if (preload_exit)
 		preload_exit();
-	tl_guard--;
+	tc.guard--;
 }
 
 static void raw_unmap(void *p, size_t len)
@@ -205,31 +225,69 @@ static inline size_t page_up(size_t n)
 
 /* ---- radix: chunk of an address ---- */
 
+/*
+ * Each leaf entry holds the chunk and, for the uspf heap, one tag byte per
+ * span: 1 + the span's class while it serves one, 0 otherwise (in the pool,
+ * raw heap, not ours).  free() finds a small uspf object's class with two
+ * loads (the leaf, the tag) instead of four (leaf, chunk, chunk->heap,
+ * span).  The tag of a span with live objects does not change: a free of a
+ * live object reads a stable value, as it did from span->cls.
+ */
 #define RADIX_LEAF_BITS 13
+#define RADIX_LEAF_MASK ((1UL << RADIX_LEAF_BITS) - 1)
 #define RADIX_TOP_BITS (47 - CHUNK_SHIFT - RADIX_LEAF_BITS)
-static _Atomic(struct chunk *) *_Atomic radix_top[1UL << RADIX_TOP_BITS];
+
+struct radix_ent {
+	_Atomic(struct chunk *) chunk;
+	_Atomic uint8_t tag[SPANS_PER_CHUNK];
+};
+
+static struct radix_ent *_Atomic radix_top[1UL << RADIX_TOP_BITS];
 static pthread_mutex_t radix_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static inline struct radix_ent *radix_ent_of(uintptr_t a)
+{
+	if (a >> 47)
+		return NULL;
+	struct radix_ent *leaf = atomic_load_explicit(
+		&radix_top[a >> (CHUNK_SHIFT + RADIX_LEAF_BITS)], memory_order_acquire);
+	if (!leaf)
+		return NULL;
+	return &leaf[(a >> CHUNK_SHIFT) & RADIX_LEAF_MASK];
+}
 
 static inline struct chunk *chunk_of(const void *p)
 {
-	uintptr_t a = (uintptr_t)p;
-	if (a >> 47)
-		return NULL;
-	uintptr_t g = a >> CHUNK_SHIFT;
-	_Atomic(struct chunk *) *leaf =
-		atomic_load_explicit(&radix_top[g >> RADIX_LEAF_BITS], memory_order_acquire);
-	if (!leaf)
-		return NULL;
-	return atomic_load_explicit(&leaf[g & ((1UL << RADIX_LEAF_BITS) - 1)],
-				    memory_order_acquire);
+	struct radix_ent *e = radix_ent_of((uintptr_t)p);
+	return e ? atomic_load_explicit(&e->chunk, memory_order_acquire) : NULL;
 }
 
-static bool radix_set(void *base, struct chunk *c)
+/* 1 + the class of a small uspf-heap object; 0 for anything else (NULL too). */
+static inline unsigned span_tag(const void *p)
+{
+	uintptr_t a = (uintptr_t)p;
+	struct radix_ent *e = radix_ent_of(a);
+	if (!e)
+		return 0;
+	return atomic_load_explicit(&e->tag[(a >> SPAN_SHIFT) & (SPANS_PER_CHUNK - 1)],
+				    memory_order_relaxed);
+}
+
+/* A span starts or stops serving class c (NCLASSES: back to the pool). */
+static inline void span_set_class(struct span *s, unsigned c)
+{
+	s->cls = c;
+	if (s->tag)
+		atomic_store_explicit(s->tag, c < NCLASSES ? (uint8_t)(c + 1) : 0,
+				      memory_order_relaxed);
+}
+
+static struct radix_ent *radix_set(void *base, struct chunk *c)
 {
 	uintptr_t g = (uintptr_t)base >> CHUNK_SHIFT;
 	if ((uintptr_t)base >> 47)
-		return false;
-	_Atomic(struct chunk *) *leaf =
+		return NULL;
+	struct radix_ent *leaf =
 		atomic_load_explicit(&radix_top[g >> RADIX_LEAF_BITS], memory_order_acquire);
 	if (!leaf) {
 		pthread_mutex_lock(&radix_lock);
@@ -242,10 +300,13 @@ static bool radix_set(void *base, struct chunk *c)
 		}
 		pthread_mutex_unlock(&radix_lock);
 		if (!leaf)
-			return false;
+			return NULL;
 	}
-	atomic_store_explicit(&leaf[g & ((1UL << RADIX_LEAF_BITS) - 1)], c, memory_order_release);
-	return true;
+	struct radix_ent *e = &leaf[g & RADIX_LEAF_MASK];
+	for (unsigned i = 0; i < SPANS_PER_CHUNK; i++)
+		atomic_store_explicit(&e->tag[i], 0, memory_order_relaxed);
+	atomic_store_explicit(&e->chunk, c, memory_order_release);
+	return e;
 }
 
 /* ---- mapping primitives for the two heaps ---- */
@@ -256,9 +317,9 @@ static const struct uspf_backing zero_backing = { .kind = USPF_BACKING_ZERO };
 static struct uspf *live_rt(struct uspf *rt)
 {
 	struct uspf *now;
-	tl_guard++;
+	tc.guard++;
 	now = preload_runtime();
-	tl_guard--;
+	tc.guard--;
 	return now == rt ? rt : NULL;
 }
 
@@ -365,11 +426,15 @@ static bool heap_grow(struct heap *h, struct uspf *rt)
 		s->next = h->pool;
 		h->pool = s;
 	}
-	if (!radix_set(base, c)) {
+	struct radix_ent *e = radix_set(base, c);
+	if (!e) {
 		h->pool = c->spans[0].next;	/* never registered: drop it */
 		unmap_any(c->rt, base, CHUNK_SIZE);
 		return false;
 	}
+	if (h->uspf)
+		for (unsigned i = 0; i < SPANS_PER_CHUNK; i++)
+			c->spans[i].tag = &e->tag[i];
 	return true;
 }
 
@@ -458,7 +523,7 @@ static uint32_t central_take(struct heap *h, unsigned c, uint32_t n, void **head
 			if (!s)
 				break;
 			size_t sz = class_size(c);
-			s->cls = c;
+			span_set_class(s, c);
 			s->size = (uint32_t)sz;
 			s->cap = (uint32_t)(SPAN_SIZE / sz);
 			s->bump = 0;
@@ -510,7 +575,7 @@ static void central_put(struct heap *h, unsigned c, void *list)
 		if (!s->live) {
 			if (s->on_partial)
 				partial_del(cc, s);
-			s->cls = NCLASSES;
+			span_set_class(s, NCLASSES);
 			s->free = NULL;
 			s->bump = 0;
 			s->next = empty;
@@ -679,6 +744,8 @@ static void large_release(struct large *e)
 static bool large_take(void *p, struct large *out)
 {
 	bool found = false;
+	if ((uintptr_t)p & (PAGE - 1))
+		return false;	/* large blocks are page aligned: no lock for the rest */
 	pthread_mutex_lock(&large_lock);
 	struct large *e = ltab_find((uintptr_t)p);
 	if (e) {
@@ -695,6 +762,8 @@ static bool large_take(void *p, struct large *out)
 static bool large_usable(const void *p, size_t *usable)
 {
 	bool found = false;
+	if ((uintptr_t)p & (PAGE - 1))
+		return false;
 	pthread_mutex_lock(&large_lock);
 	struct large *e = ltab_find((uintptr_t)p);
 	if (e) {
@@ -716,7 +785,7 @@ static void *(*next_memalign)(size_t, size_t);
 
 static void resolve_next(void)
 {
-	tl_guard++;
+	tc.guard++;
 	if (!next_free)
 		next_free = (void (*)(void *))dlsym(RTLD_NEXT, "free");
 	if (!next_realloc)
@@ -729,7 +798,7 @@ static void resolve_next(void)
 		next_calloc = (void *(*)(size_t, size_t))dlsym(RTLD_NEXT, "calloc");
 	if (!next_memalign)
 		next_memalign = (void *(*)(size_t, size_t))dlsym(RTLD_NEXT, "memalign");
-	tl_guard--;
+	tc.guard--;
 }
 
 /* ---- deferred frees (uspf memory freed by a bypassed caller) ---- */
@@ -798,11 +867,11 @@ static void tc_flush_class(unsigned c, uint32_t keep)
 static void tc_destroy(void *arg)
 {
 	(void)arg;
-	tl_guard++;
+	tc.guard++;
 	for (unsigned c = 0; c < NCLASSES; c++)
 		tc_flush_class(c, 0);
 	tc.state = 2;
-	tl_guard--;
+	tc.guard--;
 }
 
 static void tc_key_init(void)
@@ -880,9 +949,9 @@ static void fork_uspf_register(void)
 __attribute__((constructor(101)))
 static void preload_malloc_init(void)
 {
-	tl_guard++;
+	tc.guard++;
 	pthread_atfork(fork_prepare_raw, fork_parent_raw, fork_child_raw);
-	tl_guard--;
+	tc.guard--;
 	resolve_next();
 }
 
@@ -902,13 +971,32 @@ static inline bool heap_on(void)
 	return true;
 }
 
-static inline bool want_uspf(void)
+/*
+ * Who serves this caller: bypassed and re-entrant callers get the raw heap;
+ * the program gets the uspf heap, or with USPF_HEAP=0 (or uspf disabled)
+ * the system allocator (the raw heap while dlsym has not answered: it
+ * allocates).
+ */
+enum route { ROUTE_SYSTEM, ROUTE_RAW, ROUTE_USPF };
+
+static inline enum route route(void)
 {
-	if (tl_guard)
-		return false;
-	if (preload_bypass())
-		return false;
-	return heap_on();
+	if (tc.guard || preload_bypass())
+		return ROUTE_RAW;
+	if (likely(heap_on()))
+		return ROUTE_USPF;
+	if (unlikely(!next_malloc || !next_calloc || !next_memalign))
+		resolve_next();
+	return next_malloc && next_calloc && next_memalign ? ROUTE_SYSTEM : ROUTE_RAW;
+}
+
+/*
+ * The fast paths' test: this thread's cache is live (so the uspf heap is
+ * on: heap_known_on never goes back) and the caller is the program.
+ */
+static inline bool fast_ok(void)
+{
+	return likely(tc.state == 1 && !tc.guard) && likely(!preload_bypass());
 }
 
 static inline void uspf_first_use(void)
@@ -916,9 +1004,9 @@ static inline void uspf_first_use(void)
 	static _Atomic bool done;
 	if (likely(atomic_load_explicit(&done, memory_order_acquire)))
 		return;
-	tl_guard++;
+	tc.guard++;
 	pthread_once(&fork_uspf_once, fork_uspf_register);
-	tl_guard--;
+	tc.guard--;
 	atomic_store_explicit(&done, true, memory_order_release);
 }
 
@@ -932,13 +1020,24 @@ static void *small_alloc_central(struct heap *h, unsigned c, struct uspf *rt)
 	return o;
 }
 
-static void *small_alloc_slow(unsigned c)
+/* Give this thread a cache; the key's destructor flushes it at thread exit. */
+static void tc_setup(void)
+{
+	tc.guard++;
+	pthread_once(&tc_once, tc_key_init);
+	if (tc_key_ok)
+		pthread_setspecific(tc_key, (void *)1);
+	tc.guard--;
+	tc.state = 1;
+}
+
+static __attribute__((noinline)) void *small_alloc_slow(unsigned c)
 {
 	struct uspf *rt;
 
-	tl_guard++;
+	tc.guard++;
 	rt = preload_runtime();
-	tl_guard--;
+	tc.guard--;
 	if (!rt)
 		return small_alloc_central(&heap_raw, c, NULL);
 	uspf_first_use();
@@ -950,14 +1049,8 @@ static void *small_alloc_slow(unsigned c)
 		tc.count[c]--;
 		return o;
 	}
-	if (tc.state == 0) {
-		tl_guard++;
-		pthread_once(&tc_once, tc_key_init);
-		if (tc_key_ok)
-			pthread_setspecific(tc_key, (void *)1);
-		tl_guard--;
-		tc.state = 1;
-	}
+	if (tc.state == 0)
+		tc_setup();
 	if (tc.state == 2)
 		return small_alloc_central(&heap_uspf, c, rt);
 	uint32_t want = class_tc_max(c) / 2;
@@ -990,9 +1083,9 @@ static void *alloc_large(size_t size, size_t align, bool uspf, bool *fresh)
 {
 	struct uspf *rt = NULL;
 	if (uspf) {
-		tl_guard++;
+		tc.guard++;
 		rt = preload_runtime();
-		tl_guard--;
+		tc.guard--;
 		if (!rt) {
 			uspf = false;
 		} else {
@@ -1003,28 +1096,34 @@ static void *alloc_large(size_t size, size_t align, bool uspf, bool *fresh)
 	return large_alloc(size, align, uspf, rt, fresh);
 }
 
-/*
- * USPF_HEAP=0 (or uspf disabled): the system allocator serves the program;
- * bypassed and re-entrant callers still get the raw heap (dlsym allocates).
- */
-static inline bool use_system(void)
+static __attribute__((noinline)) void *do_malloc(size_t size)
 {
-	if (tl_guard || preload_bypass() || heap_on())
-		return false;
-	if (unlikely(!next_malloc || !next_calloc || !next_memalign))
-		resolve_next();
-	return next_malloc && next_calloc && next_memalign;
-}
-
-static void *do_malloc(size_t size)
-{
-	if (unlikely(use_system()))
+	enum route r = route();
+	if (unlikely(r == ROUTE_SYSTEM))
 		return next_malloc(size);
-	bool uspf = want_uspf();
+	bool uspf = r == ROUTE_USPF;
 	if (likely(size <= MAX_SMALL))
-		return small_alloc(size_class(size), uspf);
+		return small_alloc(small_class(size), uspf);
 	bool fresh;
 	return alloc_large(size, 0, uspf, &fresh);
+}
+
+/* Past the class's bound: half the cache goes back to the central list. */
+static __attribute__((noinline)) void tc_overflow(unsigned c)
+{
+	int saved = errno;
+	maybe_drain();
+	tc_flush_class(c, class_tc_max(c) / 2);
+	errno = saved;
+}
+
+/* An object into this thread's cache (fast_ok() or tc.state == 1 checked). */
+static inline void tc_push(unsigned c, void *p)
+{
+	*(void **)p = tc.head[c];
+	tc.head[c] = p;
+	if (unlikely(++tc.count[c] > class_tc_max(c)))
+		tc_overflow(c);
 }
 
 static void free_raw_small(struct chunk *ch, void *p)
@@ -1050,14 +1149,7 @@ static void do_free(void *p, bool bypass)
 		struct span *s = &ch->spans[((uintptr_t)p - (uintptr_t)ch->base) >> SPAN_SHIFT];
 		unsigned c = s->cls;
 		if (likely(tc.state == 1)) {
-			*(void **)p = tc.head[c];
-			tc.head[c] = p;
-			if (unlikely(++tc.count[c] > class_tc_max(c))) {
-				int saved = errno;
-				maybe_drain();
-				tc_flush_class(c, class_tc_max(c) / 2);
-				errno = saved;
-			}
+			tc_push(c, p);
 			return;
 		}
 		*(void **)p = NULL;
@@ -1085,7 +1177,7 @@ static void do_free(void *p, bool bypass)
 
 static inline bool caller_bypassed(void)
 {
-	return tl_guard || preload_bypass();
+	return tc.guard || preload_bypass();
 }
 
 /* Usable size of one of our pointers; 0 when it is not ours. */
@@ -1105,12 +1197,13 @@ static void *do_aligned(size_t align, size_t size)
 {
 	if (align <= MIN_ALIGN)
 		return do_malloc(size);
-	if (unlikely(use_system()))
+	enum route r = route();
+	if (unlikely(r == ROUTE_SYSTEM))
 		return next_memalign(align, size);
-	bool uspf = want_uspf();
+	bool uspf = r == ROUTE_USPF;
 	if (size <= MAX_SMALL && align <= MAX_SMALL) {
 		/* the first class whose size is a multiple of align: objects are aligned */
-		for (unsigned c = size_class(size < align ? align : size); c < NCLASSES; c++)
+		for (unsigned c = small_class(size < align ? align : size); c < NCLASSES; c++)
 			if (class_size(c) % align == 0)
 				return small_alloc(c, uspf);
 	}
@@ -1120,48 +1213,70 @@ static void *do_aligned(size_t align, size_t size)
 
 /* ---- exported API ---- */
 
+/*
+ * The fast paths (malloc, free, calloc): a small object from or to this
+ * thread's cache, no call out of this file but preload_bypass(), no atomic
+ * read-modify-write, no lock.  Everything else takes the paths above.
+ */
 EXPORT void *malloc(size_t size)
 {
+	if (likely(size <= MAX_SMALL) && fast_ok()) {
+		unsigned c = small_class(size);
+		void *o = tc.head[c];
+		if (likely(o)) {
+			tc.head[c] = *(void **)o;
+			tc.count[c]--;
+			return o;
+		}
+		return small_alloc_slow(c);
+	}
 	return do_malloc(size);
+}
+
+static __attribute__((noinline)) void free_slow(void *p, unsigned tag)
+{
+	if (!p)
+		return;
+	int saved = errno;
+	if (!tag && likely(next_free) && ((uintptr_t)p & (PAGE - 1)) && !chunk_of(p)) {
+		/* the system allocator's (USPF_HEAP=0): not ours, small or large */
+		next_free(p);
+		errno = saved;
+		return;
+	}
+	if (tag && tc.state == 0 && !tc.guard && !preload_bypass()) {
+		/*
+		 * A program thread that frees before it ever allocates (a
+		 * consumer of another thread's objects): give it a cache too,
+		 * so its frees reach the central lists in batches, one lock
+		 * each, instead of one lock per object.
+		 */
+		tc_setup();
+		tc_push(tag - 1, p);
+	} else {
+		do_free(p, caller_bypassed());
+	}
+	errno = saved;
 }
 
 EXPORT void free(void *p)
 {
-	if (!p)
-		return;
-	struct chunk *ch = chunk_of(p);
-	/* the fast path: a small uspf object into this thread's cache */
-	if (likely(ch && ch->heap == &heap_uspf && tc.state == 1 && !tl_guard) &&
-	    !preload_bypass()) {
-		struct span *s = &ch->spans[((uintptr_t)p - (uintptr_t)ch->base) >> SPAN_SHIFT];
-		unsigned c = s->cls;
-		*(void **)p = tc.head[c];
-		tc.head[c] = p;
-		if (likely(++tc.count[c] <= class_tc_max(c)))
-			return;
-		int saved = errno;
-		maybe_drain();
-		tc_flush_class(c, class_tc_max(c) / 2);
-		errno = saved;
+	unsigned tag = span_tag(p);	/* 0 for NULL */
+	if (likely(tag) && fast_ok()) {
+		tc_push(tag - 1, p);
 		return;
 	}
-	int saved = errno;
-	do_free(p, caller_bypassed());
-	errno = saved;
+	free_slow(p, tag);
 }
 
-EXPORT void *calloc(size_t n, size_t size)
+static __attribute__((noinline)) void *calloc_slow(size_t n, size_t size, size_t total)
 {
-	size_t total;
-	if (__builtin_mul_overflow(n, size, &total)) {
-		errno = ENOMEM;
-		return NULL;
-	}
-	if (unlikely(use_system()))
+	enum route r = route();
+	if (unlikely(r == ROUTE_SYSTEM))
 		return next_calloc(n, size);
-	bool uspf = want_uspf();
+	bool uspf = r == ROUTE_USPF;
 	if (total <= MAX_SMALL) {
-		void *p = small_alloc(size_class(total), uspf);
+		void *p = small_alloc(small_class(total), uspf);
 		if (p)
 			memset(p, 0, total);
 		return p;
@@ -1171,6 +1286,29 @@ EXPORT void *calloc(size_t n, size_t size)
 	if (p && !fresh)
 		memset(p, 0, total);
 	return p;
+}
+
+EXPORT void *calloc(size_t n, size_t size)
+{
+	size_t total;
+	if (__builtin_mul_overflow(n, size, &total)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	if (likely(total <= MAX_SMALL) && fast_ok()) {
+		unsigned c = small_class(total);
+		void *p = tc.head[c];
+		if (likely(p)) {
+			tc.head[c] = *(void **)p;
+			tc.count[c]--;
+		} else {
+			p = small_alloc_slow(c);
+			if (!p)
+				return NULL;
+		}
+		return memset(p, 0, total);
+	}
+	return calloc_slow(n, size, total);
 }
 
 EXPORT void *realloc(void *p, size_t size)
@@ -1192,7 +1330,7 @@ EXPORT void *realloc(void *p, size_t size)
 	}
 	if (old <= MAX_SMALL && chunk_of(p)) {
 		/* stay when the class fits and is not far too big */
-		if (size <= old && (class_size(size_class(size)) == old || size >= old / 2))
+		if (size <= old && (class_size(small_class(size)) == old || size >= old / 2))
 			return p;
 	} else if (size > MAX_SMALL) {
 		if (size <= old && page_up(size) >= old / 2) {
