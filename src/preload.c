@@ -36,6 +36,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "kmem.h"
 #include "preload.h"
 #include "preload_env.h"
 #include "runtime.h"
@@ -55,8 +56,8 @@ extern void urcu_bp_call_rcu_after_fork_child(void);
 
 enum { RT_NONE = 0, RT_LIVE, RT_OFF };
 
-static __thread int in_runtime TLS_IE;		/* depth of uspf_*() calls on this thread */
-static __thread bool marked_runtime TLS_IE;	/* preload_mark_runtime_thread() */
+__thread int in_runtime TLS_IE;		/* depth of uspf_*() calls on this thread */
+__thread bool marked_runtime TLS_IE;	/* preload_mark_runtime_thread() */
 
 static atomic_bool ctor_done;
 static atomic_int env_state;			/* 0 unread, 1 read */
@@ -67,6 +68,8 @@ static struct uspf *_Atomic runtime;
 static struct uspf *fork_locked;		/* runtime whose mmap lock prepare took */
 static bool umo_said;
 static int stats_fd = -1;			/* USPF_STATS=-: stderr, kept from the start */
+static pid_t stats_pid;				/* whose line this image writes */
+static atomic_bool stats_written;
 
 /* Text ranges whose mmap calls pass through. */
 #define MAX_TEXT 32
@@ -238,11 +241,6 @@ bool preload_caller_bypass(const void *ra)
 	return preload_bypass() || from_runtime_text(ra);
 }
 
-bool preload_bypass(void)
-{
-	return in_runtime || marked_runtime || uspf_runtime_thread;
-}
-
 void preload_mark_runtime_thread(void)
 {
 	marked_runtime = true;
@@ -298,6 +296,7 @@ static void create_runtime(void)
 		atomic_store_explicit(&rt_state, RT_OFF, memory_order_release);
 		return;
 	}
+	runtime_quiet = true;	/* the user-mode-only line below is ours */
 	ret = uspf_create(&u, &env.cfg);
 	if (ret) {
 		snprintf(line, sizeof(line), "uspf: cannot start the runtime (%s): uspf is off "
@@ -637,7 +636,8 @@ EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
 	va_list ap;
 	int saved = errno, ret;
 
-	if (flags & MREMAP_FIXED) {
+	/* glibc passes the fifth argument on for either flag: so do we. */
+	if (flags & (MREMAP_FIXED | MREMAP_DONTUNMAP)) {
 		va_start(ap, flags);
 		new_addr = va_arg(ap, void *);
 		va_end(ap);
@@ -702,6 +702,8 @@ static void fork_child(void)
 	 * This runs first among the child handlers, before liburcu's.
 	 */
 	fork_locked = NULL;
+	stats_pid = getpid();
+	atomic_store_explicit(&stats_written, false, memory_order_relaxed);
 	atomic_store_explicit(&runtime, NULL, memory_order_relaxed);
 	atomic_store_explicit(&rt_state, env.disable ? RT_OFF : RT_NONE, memory_order_release);
 	pthread_mutex_init(&create_lock, NULL);
@@ -809,6 +811,39 @@ static void write_stats(void)
 	close(fd);
 }
 
+/*
+ * One line per process, whichever way out comes first.  A vfork() child
+ * shares the parent's memory and runs no fork handlers: its pid differs
+ * from stats_pid, and the parent's runtime is not its to report.
+ */
+static void write_stats_once(void)
+{
+	if (!env.stats || getpid() != stats_pid ||
+	    atomic_exchange_explicit(&stats_written, true, memory_order_acq_rel))
+		return;
+	write_stats();
+}
+
+/*
+ * _exit(2) skips the destructors; a program that leaves by it (a forked
+ * worker, a daemon's child) still gets its line.  exit(3) reaches the
+ * kernel through glibc's internal _exit, not this one.
+ */
+EXPORT void _exit(int status)
+{
+	int saved = errno;
+
+	write_stats_once();
+	errno = saved;
+	for (;;)
+		syscall(SYS_exit_group, status);
+}
+
+EXPORT void _Exit(int status)
+{
+	_exit(status);
+}
+
 /* ---- constructor and destructor ---------------------------------------- */
 
 __attribute__((constructor)) static void preload_init(void)
@@ -820,6 +855,7 @@ __attribute__((constructor)) static void preload_init(void)
 	once = true;
 	env_load();
 	resolve();
+	stats_pid = getpid();
 	/* Programs may close stderr at exit (gnulib's close_stdout) before we run. */
 	if (env.stats && !strcmp(env.stats, "-"))
 		stats_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 100);
@@ -830,8 +866,11 @@ __attribute__((constructor)) static void preload_init(void)
 	 * then call_rcu's (its workers paused, which may need a grace period),
 	 * then urcu-bp's (the grace-period and registry locks).  Child: ours
 	 * first (the old runtime forgotten before liburcu's handlers allocate),
-	 * then liburcu's, then the end of our bypass.
+	 * then liburcu's, then the end of our bypass.  kmem's go first of
+	 * all: its locks are the innermost, taken after everything that may
+	 * allocate runtime objects while preparing.
 	 */
+	kmem_atfork_register();
 	pthread_atfork(NULL, fork_parent, fork_child);
 	pthread_atfork(urcu_bp_before_fork, urcu_bp_after_fork_parent, urcu_bp_after_fork_child);
 	pthread_atfork(urcu_bp_call_rcu_before_fork, urcu_bp_call_rcu_after_fork_parent,
@@ -847,7 +886,6 @@ __attribute__((destructor)) static void preload_fini(void)
 	int saved = errno;
 
 	/* The runtime stays: other threads may still run and fault. */
-	if (env.stats)
-		write_stats();
+	write_stats_once();
 	errno = saved;
 }

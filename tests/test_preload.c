@@ -238,12 +238,12 @@ static char *target(const char *name)
 
 static void target_faults(const char *name, const char *policy, size_t want_procs)
 {
-	struct stats_line lines[16];
+	static struct stats_line lines[128];
 	char *argv[] = { target(name), NULL };
 	size_t n, procs;
 	long long f;
 
-	n = compare_run(argv, NULL, policy, lines, 16);
+	n = compare_run(argv, NULL, policy, lines, 128);
 	f = faults_of(lines, n, name, &procs);
 	cr_assert_eq(procs, want_procs, "%s: %zu stats lines, want %zu", name, procs, want_procs);
 	for (size_t i = 0; i < n; i++)
@@ -285,17 +285,17 @@ Test(preload, fork_child_sees_parent_data)
 
 Test(preload, fork_while_threads_change_mappings)
 {
-	/* the children _exit(): only the parent writes a line */
-	target_faults("t_fork_threads", "spf", 1);
+	/* the parent and its 100 children, each of which _exit()s */
+	target_faults("t_fork_threads", "spf", 101);
 	heap_env = "USPF_HEAP=1";
-	target_faults("t_fork_threads", "pervma-refcnt", 1);
+	target_faults("t_fork_threads", "pervma-refcnt", 101);
 }
 
 /*
  * The userfaultfd selftests' stress, under every policy, with the uspf
  * heap: per-page mutexes and counters checked against a separate array,
  * mapping churn, read(2) into fresh memory, a forked child that checks
- * too (it _exit()s: only the parent writes a stats line).
+ * too (it _exit()s: its stats line is written all the same).
  */
 Test(preload, uffd_stress_every_policy, .timeout = 240)
 {
@@ -305,7 +305,7 @@ Test(preload, uffd_stress_every_policy, .timeout = 240)
 
 	heap_env = "USPF_HEAP=1";
 	for (size_t i = 0; i < sizeof(policies) / sizeof(policies[0]); i++)
-		target_faults("t_uffd_stress", policies[i], 1);
+		target_faults("t_uffd_stress", policies[i], 2);
 }
 
 Test(preload, disabled_takes_nothing)
@@ -334,6 +334,90 @@ Test(preload, disabled_takes_nothing)
 	result_free(&under);
 }
 
+/* Run t_exit with `how`; the stats lines by pid, all from t_exit. */
+static unsigned int lines_in(const char *s);
+static bool have(const char *prog);
+
+static size_t exit_lines(const char *how, struct stats_line *lines, size_t max)
+{
+	char *argv[] = { target("t_exit"), (char *)how, NULL };
+	size_t n = compare_run(argv, NULL, "spf", lines, max);
+
+	for (size_t i = 0; i < n; i++) {
+		cr_assert_str_eq(lines[i].program, "t_exit");
+		cr_assert_gt(lines[i].faults, 0, "%s: pid %ld: no faults", how, lines[i].pid);
+	}
+	return n;
+}
+
+/* One line per process however it leaves: exit(3), _exit(2), _Exit(3). */
+Test(preload, stats_line_on_every_exit)
+{
+	struct stats_line lines[4];
+
+	cr_assert_eq(exit_lines("return", lines, 4), 1);
+	cr_assert_eq(exit_lines("_exit", lines, 4), 1);
+	cr_assert_eq(exit_lines("_Exit", lines, 4), 1);
+	/* a forked child faults on its own runtime: its own line */
+	cr_assert_eq(exit_lines("fork", lines, 4), 2);
+	/* a vfork()ed child shares the parent's runtime: no line of its own */
+	cr_assert_eq(exit_lines("vfork", lines, 4), 1);
+}
+
+/*
+ * An unprivileged user gets a user-mode-only userfaultfd: read(2) into a
+ * registered page would fail with EFAULT, so uspf takes nothing and says
+ * so in one line; the program (t_read: read(2) into fresh memory) runs
+ * as without uspf.
+ */
+Test(preload, user_mode_only_takes_nothing)
+{
+	const char *lib = env_or_skip("USPF_PRELOAD_LIB");
+	static char preload[4200], stats_env[128];
+	/*
+	 * The library goes to t_read only: setpriv keeps its capabilities on
+	 * its one thread (capset) before setresgid(), which glibc applies to
+	 * every thread - uspf's handler threads would fail it (see uspf(7)).
+	 */
+	char *plain_argv[] = { "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--",
+			       target("t_read"), NULL };
+	char *argv[] = { "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--",
+			 "env", preload, stats_env, "USPF_MIN_SIZE=64K", target("t_read"), NULL };
+	char *stats = stats_path();
+	struct stats_line lines[4];
+	struct result plain, under;
+	char *all;
+
+	if (geteuid() != 0)
+		cr_skip_test("needs root to drop to nobody");
+	if (!have("setpriv"))
+		cr_skip_test("setpriv missing");
+	cr_assert_eq(chmod(stats, 0666), 0);
+	snprintf(preload, sizeof(preload), "LD_PRELOAD=%s", lib);
+	snprintf(stats_env, sizeof(stats_env), "USPF_STATS=%s", stats);
+	run(plain_argv, NULL, NULL, &plain);
+	run(argv, NULL, NULL, &under);
+	if (!strstr(under.err, "user-mode faults only")) {
+		/* vm.unprivileged_userfaultfd=1: nobody gets a full one here */
+		cr_assert_eq(under.status, 0, "status %d (plain %d); stdout: %s; stderr: %s",
+			     under.status, plain.status, under.out, under.err);
+		cr_skip_test("user-mode-only path not reachable here");
+	}
+	cr_assert_eq(plain.status, 0, "t_read as nobody: %s", plain.err);
+	cr_assert_eq(under.status, 0, "stderr: %s", under.err);
+	cr_assert_eq(lines_in(under.err), 1, "one line, not: %s", under.err);
+	cr_assert_eq(under.out_len, plain.out_len);
+	cr_assert(!memcmp(under.out, plain.out, plain.out_len), "output differs");
+	cr_assert_eq(read_stats(stats, lines, 4), 1);
+	cr_assert_eq(lines[0].faults, 0);
+	all = slurp(stats, NULL);
+	cr_assert(strstr(all, "\"uspf\":false"), "%s", all);
+	free(all);
+	unlink(stats);
+	result_free(&plain);
+	result_free(&under);
+}
+
 Test(preload, read_into_fresh_memory)
 {
 	target_faults("t_read", "spf", 1);
@@ -342,6 +426,32 @@ Test(preload, read_into_fresh_memory)
 Test(preload, signal_handler_during_faults)
 {
 	target_faults("t_signal", "spf", 1);
+}
+
+/*
+ * The malloc family itself: threads allocating and freeing every size
+ * class and large blocks (checksummed contents, same output as glibc's),
+ * and the small-object timing program's checks (never its timings).
+ */
+Test(preload, malloc_family_stress)
+{
+	static const char *const policies[] = { "spf", "pervma-refcnt" };
+	static struct stats_line lines[16];
+	char *stress[] = { target("malloc_stress"), NULL };
+	char *bench[] = { target("malloc_bench"), "-q", NULL };
+	size_t n, procs;
+	long long f;
+
+	heap_env = "USPF_HEAP=1";
+	for (size_t i = 0; i < sizeof(policies) / sizeof(policies[0]); i++) {
+		n = compare_run(stress, NULL, policies[i], lines, 16);
+		f = faults_of(lines, n, "malloc_stress", &procs);
+		cr_log_info("malloc_stress (%s): %lld faults in %zu processes", policies[i], f, procs);
+		cr_assert_gt(f, 1000, "malloc_stress (%s): %lld faults", policies[i], f);
+	}
+	n = compare_run(bench, NULL, "spf", lines, 16);
+	f = faults_of(lines, n, "malloc_bench", &procs);
+	cr_assert_gt(f, 0, "malloc_bench: no faults served");
 }
 
 /* The same targets with the malloc family on (preload_malloc.c) too. */
@@ -505,10 +615,14 @@ Test(preload, real_programs_uspf_heap_every_policy)
 	char cmd[512];
 	char *argv[] = { "sh", "-c", cmd, NULL };
 	struct stats_line lines[64];
-	bool py = have("python3"), gz = have("gzip");
+	bool py = have("python3"), gz = have("gzip"), xz = have("xz");
+	char xz_cmd[160] = "";
 
-	snprintf(cmd, sizeof(cmd), "sort %s | cksum; %s seq 1 200000 | sort -r | head; %s",
-		 in, gz ? "gzip -c /dev/null >/dev/null;" : "",
+	/* the compressor of the acceptance: its buffers are uspf heap */
+	if (xz)
+		snprintf(xz_cmd, sizeof(xz_cmd), "xz -1 -c %s | xz -dc | cksum;", in);
+	snprintf(cmd, sizeof(cmd), "sort %s | cksum; %s %s seq 1 200000 | sort -r | head; %s",
+		 in, gz ? "gzip -c /dev/null >/dev/null;" : "", xz_cmd,
 		 py ? "python3 -c 'print(sum(i*i for i in range(10**6)))'" : "true");
 	heap_env = "USPF_HEAP=1";
 	for (size_t i = 0; i < sizeof(policies) / sizeof(policies[0]); i++) {
@@ -521,6 +635,13 @@ Test(preload, real_programs_uspf_heap_every_policy)
 		cr_log_info("%s: %lld faults in %zu processes, sort %lld", policies[i], total, n,
 			    sort_faults);
 		cr_assert_gt(sort_faults, 1000, "%s: sort: %lld faults", policies[i], sort_faults);
+		if (xz) {
+			long long xz_faults = faults_of(lines, n, "xz", &procs);
+
+			cr_log_info("%s: xz %lld faults in %zu processes", policies[i], xz_faults,
+				    procs);
+			cr_assert_gt(xz_faults, 1000, "%s: xz: %lld faults", policies[i], xz_faults);
+		}
 	}
 	if (gz) {
 		snprintf(cmd, sizeof(cmd), "gzip -c %s | gunzip | cksum", in);
