@@ -177,15 +177,25 @@ static void env_load(void)
 	char msg[320], line[360];
 	int saved;
 
+	static pthread_mutex_t env_lock = PTHREAD_MUTEX_INITIALIZER;
+
 	if (atomic_load_explicit(&env_state, memory_order_acquire))
 		return;
+	/*
+	 * preload_env_read() clears env before filling it: a second thread
+	 * here for the first time must wait, not read it half done.
+	 */
 	saved = errno;
-	if (preload_env_read(&env, msg, sizeof(msg))) {
-		snprintf(line, sizeof(line), "uspf: %s\n", msg);
-		say(line);
-		exit(2);
+	pthread_mutex_lock(&env_lock);
+	if (!atomic_load_explicit(&env_state, memory_order_relaxed)) {
+		if (preload_env_read(&env, msg, sizeof(msg))) {
+			snprintf(line, sizeof(line), "uspf: %s\n", msg);
+			say(line);
+			exit(2);
+		}
+		atomic_store_explicit(&env_state, 1, memory_order_release);
 	}
-	atomic_store_explicit(&env_state, 1, memory_order_release);
+	pthread_mutex_unlock(&env_lock);
 	errno = saved;
 }
 
