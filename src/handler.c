@@ -77,8 +77,21 @@ void handler_flush_wakes(struct uspf_handler *h)
 	h->nr_wakes = 0;
 }
 
+/* The bench's raw reference: resolve the window, nothing modelled. */
+static void handle_raw(struct vm_fault *vmf, unsigned long start, unsigned long end)
+{
+	vmf->vm_start = start;
+	vmf->vm_end = end;
+	vmf->backing.kind = USPF_BACKING_ZERO;
+	if (vmf_prepare(vmf))
+		vmf_end_sigbus(vmf);
+	else
+		vmf_end(vmf, vmf_commit(vmf));
+}
+
 static void handle_one(struct uspf_handler *h, const struct uffd_msg *msg)
 {
+	unsigned long raw_end;
 	struct vm_fault vmf;
 
 	if (msg->event != UFFD_EVENT_PAGEFAULT)
@@ -91,7 +104,12 @@ static void handle_one(struct uspf_handler *h, const struct uffd_msg *msg)
 	if (msg->arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WRITE)
 		vmf.flags |= FAULT_FLAG_WRITE;
 	vmf.ptid = (pid_t)msg->arg.pagefault.feat.ptid;
-	h->u->policy->handle_fault(&vmf);
+	raw_end = __atomic_load_n(&h->u->raw_end, __ATOMIC_ACQUIRE);
+	if (__builtin_expect(raw_end != 0, 0) && vmf.address < raw_end &&
+	    vmf.address >= h->u->raw_start)
+		handle_raw(&vmf, h->u->raw_start, raw_end);
+	else
+		h->u->policy->handle_fault(&vmf);
 	/* Last: the faulting thread may run again before everything is counted. */
 	count_event(h, USPF_C_FAULTS_ENDED);
 }

@@ -72,6 +72,12 @@ static void runtime_free(struct uspf *u)
 
 bool runtime_quiet;
 
+void runtime_set_raw(struct uspf *u, unsigned long start, unsigned long end)
+{
+	__atomic_store_n(&u->raw_start, start, __ATOMIC_RELAXED);
+	__atomic_store_n(&u->raw_end, end, __ATOMIC_RELEASE);
+}
+
 static void rcu_warm_nop(struct rcu_head *head)
 {
 	uspf_runtime_thread = true;	/* the call_rcu worker serves the runtime */

@@ -27,7 +27,18 @@ struct uspf {
 	atomic_bool stop;
 	int stop_fd;			/* eventfd: ends every intake wait */
 	const void *zero_area;		/* fault_around pages that read as zero */
+	/* The bench's `raw` reference: faults here skip the model (runtime_set_raw). */
+	unsigned long raw_start, raw_end;
 };
+
+/*
+ * For `uspf bench` only: faults in [start, end) - zero-backed memory the
+ * caller mapped with uspf_mmap() - are resolved by the handlers with no
+ * VMA lookup, no lock and no PTL: the same intake, wakes, fault-around
+ * window and copy as a policy, and nothing else.  What a policy costs on
+ * top is its protocol.  Set before any fault there; end = 0 turns it off.
+ */
+void runtime_set_raw(struct uspf *u, unsigned long start, unsigned long end);
 
 /*
  * Where uspf_create() says what a user-mode-only userfaultfd costs

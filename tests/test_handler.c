@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "helpers.h"
+#include "runtime.h"
 
 TestSuite(handler, .timeout = 30);
 
@@ -279,4 +280,43 @@ Test(handler, user_mode_only_serves_user_faults)
 	if (WEXITSTATUS(status) == 77)
 		cr_skip_test("user-mode-only path not reachable here");
 	cr_assert_eq(WEXITSTATUS(status), 0, "child step %d failed", WEXITSTATUS(status));
+}
+
+/*
+ * The bench's raw reference: faults in the raw range are resolved with
+ * the same intake and copy but no model - no policy counter moves - and
+ * the memory reads and writes like any zero-filled memory.
+ */
+Test(handler, raw_range_skips_the_model)
+{
+	struct uspf_backing zero = { .kind = USPF_BACKING_ZERO };
+	struct uspf_config cfg;
+	struct uspf_stats st;
+	struct uspf *u;
+	char *p, *q;
+	int i;
+
+	uspf_config_init(&cfg);
+	cfg.fault_around = 4;
+	u = t_runtime_cfg(&cfg);
+	p = t_map(u, 64 * T_PAGE, &zero);
+	q = t_map(u, 8 * T_PAGE, &zero);
+	runtime_set_raw(u, (unsigned long)p, (unsigned long)p + 64 * T_PAGE);
+	for (i = 0; i < 64; i++) {
+		cr_assert_eq(p[i * T_PAGE + 7], 0);
+		p[i * T_PAGE + 7] = (char)i;
+	}
+	for (i = 0; i < 64; i++)
+		cr_assert_eq(p[i * T_PAGE + 7], (char)i);
+	t_quiesce(u);
+	cr_assert_eq(uspf_stats(u, &st), 0);
+	cr_assert_eq(st.counters[USPF_C_PAGES], 64);
+	cr_assert_eq(st.counters[USPF_C_FAULTS], 16, "fault-around of 4: 16 faults");
+	cr_assert_eq(st.counters[USPF_C_SPF_ATTEMPT], 0, "the model was used");
+	/* Outside the raw range the policy serves as usual. */
+	q[0] = 1;
+	t_quiesce(u);
+	cr_assert_eq(uspf_stats(u, &st), 0);
+	cr_assert_eq(st.counters[USPF_C_SPF_ATTEMPT], 1);
+	uspf_destroy(u);
 }
