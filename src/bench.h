@@ -61,6 +61,7 @@ struct bench_opts {
 
 struct bench_hist {
 	uint64_t count;
+	uint64_t max;			/* exact, unlike the percentiles */
 	uint64_t bucket[BENCH_HIST_BUCKETS];
 };
 
@@ -78,6 +79,8 @@ static inline void bench_hist_add(struct bench_hist *h, uint64_t ns)
 {
 	h->bucket[bench_hist_index(ns)]++;
 	h->count++;
+	if (ns > h->max)
+		h->max = ns;
 }
 
 void bench_hist_merge(struct bench_hist *dst, const struct bench_hist *src);
@@ -99,6 +102,7 @@ enum bench_row_kind {
 };
 
 struct bench_pft_row {
+	const char *workload;		/* NULL: "pft" */
 	const char *policy;		/* a uspf policy, "native" or "naive" */
 	unsigned int threads;		/* faulting threads */
 	unsigned int handlers;		/* fault-handling threads; 0 for native */
@@ -107,10 +111,14 @@ struct bench_pft_row {
 	uint64_t faults;		/* pages touched per iteration */
 	double hmean;			/* faults/sec, harmonic mean over iterations */
 	double min, max;		/* faults/sec, spread over iterations */
-	uint64_t p50_ns, p99_ns;	/* touch latency seen by the faulting threads */
+	double stddev;			/* faults/sec, sample stddev over iterations */
+	double cov_pct;			/* stddev / arithmetic mean, in percent */
+	/* touch latency seen by the faulting threads (bench_row_latency()) */
+	uint64_t p50_ns, p90_ns, p99_ns, max_ns;
 	bool has_handler_lat;
-	uint64_t handler_p50_ns, handler_p99_ns;	/* uspf: message -> resolved */
-	struct bench_counter counters[BENCH_MAX_COUNTERS];	/* totals, non-zero */
+	/* uspf: message -> resolved */
+	uint64_t handler_p50_ns, handler_p90_ns, handler_p99_ns, handler_max_ns;
+	struct bench_counter counters[BENCH_MAX_COUNTERS];	/* totals, every one */
 	unsigned int nr_counters;
 	double ratio_native, ratio_naive;	/* NaN where no reference */
 };
@@ -148,6 +156,9 @@ void bench_report_free(struct bench_report *rep);
 void bench_report_ratios(struct bench_report *rep);
 int bench_report_print(const struct bench_report *rep, FILE *out);
 void bench_pft_row_counter(struct bench_pft_row *row, const char *name, uint64_t value);
+/* p50, p90, p99 and max of the touch latency from the merged histogram. */
+void bench_row_latency(struct bench_pft_row *row, const struct bench_hist *lat);
+const char *bench_row_workload(const struct bench_pft_row *row);
 
 /* ---- the timed touch loop shared by pft, native and naive ---- */
 
@@ -173,7 +184,7 @@ int bench_native_run(const struct bench_opts *o, unsigned int threads,
 int bench_naive_run(const struct bench_opts *o, unsigned int threads,
 		    struct bench_pft_row *row);
 
-/* Fold per-iteration rates into hmean, min and max. */
+/* Fold per-iteration rates into hmean, min, max, stddev and cov_pct. */
 void bench_rates_fold(const double *rates, unsigned int n, struct bench_pft_row *row);
 
 uint64_t bench_now_ns(void);

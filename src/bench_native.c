@@ -85,10 +85,8 @@ int bench_native_run(const struct bench_opts *o, unsigned int threads,
 		bench_hist_merge(lat, &touch->hist);
 	}
 	bench_rates_fold(rates, o->iterations, row);
-	row->p50_ns = bench_hist_percentile(lat, 50.0);
-	row->p99_ns = bench_hist_percentile(lat, 99.0);
-	if (minflt)
-		bench_pft_row_counter(row, "minflt", minflt);
+	bench_row_latency(row, lat);
+	bench_pft_row_counter(row, "minflt", minflt);
 out:
 	free(rates);
 	free(lat);

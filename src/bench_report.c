@@ -27,6 +27,8 @@ void bench_hist_merge(struct bench_hist *dst, const struct bench_hist *src)
 	for (i = 0; i < BENCH_HIST_BUCKETS; i++)
 		dst->bucket[i] += src->bucket[i];
 	dst->count += src->count;
+	if (src->max > dst->max)
+		dst->max = src->max;
 }
 
 static uint64_t hist_bucket_value(unsigned int idx)
@@ -61,7 +63,20 @@ uint64_t bench_hist_percentile(const struct bench_hist *h, double pct)
 	return hist_bucket_value(BENCH_HIST_BUCKETS - 1);
 }
 
+void bench_row_latency(struct bench_pft_row *row, const struct bench_hist *lat)
+{
+	row->p50_ns = bench_hist_percentile(lat, 50.0);
+	row->p90_ns = bench_hist_percentile(lat, 90.0);
+	row->p99_ns = bench_hist_percentile(lat, 99.0);
+	row->max_ns = lat->max;
+}
+
 /* ---- rows ---- */
+
+const char *bench_row_workload(const struct bench_pft_row *row)
+{
+	return row->workload ? row->workload : "pft";
+}
 
 struct bench_row *bench_report_add(struct bench_report *rep, enum bench_row_kind kind)
 {
@@ -170,42 +185,51 @@ static void table_pft_header(const struct bench_report *rep, FILE *out)
 	fprintf(out, "# uspf %s bench pft: one %s MAP_PRIVATE region, %zu pages, %u iteration%s, %u CPUs\n",
 		PACKAGE_VERSION, size, o->size / bench_page_size(), o->iterations,
 		o->iterations == 1 ? "" : "s", rep->cpus);
-	fprintf(out, "# faults/s: Hmean over iterations; spread: min-max faults/s over iterations;\n"
-		"# faults/s/cpu: Hmean / threads; p50/p99: ns per touch seen by the faulting threads;\n"
+	fprintf(out, "# faults/s: Hmean over iterations; faults/s/cpu: Hmean / threads;\n"
+		"# spread: min-max faults/s over iterations; CoV%%: their stddev / mean, in percent;\n"
+		"# p50/p90/p99/max: ns per touch seen by the faulting threads;\n"
 		"# vs native / vs naive: faults/s / the reference's at the same thread count;\n"
-		"# counters: totals over all iterations (uspf_stats; naive: its own; native: getrusage minflt)\n");
-	fprintf(out, "%-8s %-13s %7s %9s %14s %13s %23s %9s %9s %9s %9s\n",
+		"# counters: totals over all iterations, non-zero ones (uspf_stats; naive: its own;\n"
+		"# native: getrusage minflt); --format json or csv gives every counter\n");
+	fprintf(out, "%-11s %-13s %7s %9s %14s %13s %23s %6s %9s %9s %9s %10s %9s %9s\n",
 		"workload", "policy", "threads", "faults", "Hmean faults/s",
-		"faults/s/cpu", "spread (min-max)", "p50 ns", "p99 ns",
-		"vs native", "vs naive");
+		"faults/s/cpu", "spread (min-max)", "CoV%", "p50 ns", "p90 ns",
+		"p99 ns", "max ns", "vs native", "vs naive");
 }
+
+#define TABLE_INDENT	26	/* the lines under a row start under "faults" */
 
 static void table_pft_row(const struct bench_pft_row *r, FILE *out)
 {
 	char spread[48], rn[16], rv[16];
-	unsigned int i;
+	unsigned int i, shown;
 
 	snprintf(spread, sizeof(spread), "%.0f-%.0f", r->min, r->max);
 	ratio_str(rn, sizeof(rn), r->ratio_native);
 	ratio_str(rv, sizeof(rv), r->ratio_naive);
-	fprintf(out, "%-8s %-13s %7u %9" PRIu64 " %14.0f %13.0f %23s %9" PRIu64
-		" %9" PRIu64 " %9s %9s\n",
-		"pft", r->policy, r->threads, r->faults, r->hmean,
-		r->hmean / r->threads, spread, r->p50_ns, r->p99_ns, rn, rv);
+	fprintf(out, "%-11s %-13s %7u %9" PRIu64 " %14.0f %13.0f %23s %6.1f %9" PRIu64
+		" %9" PRIu64 " %9" PRIu64 " %10" PRIu64 " %9s %9s\n",
+		bench_row_workload(r), r->policy, r->threads, r->faults, r->hmean,
+		r->hmean / r->threads, spread, r->cov_pct, r->p50_ns, r->p90_ns,
+		r->p99_ns, r->max_ns, rn, rv);
 	if (r->intake) {
-		fprintf(out, "%19s handlers=%u intake=%s%s", "", r->handlers, r->intake,
-			r->user_mode_only ? " user-mode-only" : "");
+		fprintf(out, "%*s handlers=%u intake=%s%s", TABLE_INDENT, "", r->handlers,
+			r->intake, r->user_mode_only ? " user-mode-only" : "");
 		if (r->has_handler_lat)
-			fprintf(out, " handle_p50_ns=%" PRIu64 " handle_p99_ns=%" PRIu64,
-				r->handler_p50_ns, r->handler_p99_ns);
+			fprintf(out, " handle_p50_ns=%" PRIu64 " handle_p90_ns=%" PRIu64
+				" handle_p99_ns=%" PRIu64 " handle_max_ns=%" PRIu64,
+				r->handler_p50_ns, r->handler_p90_ns, r->handler_p99_ns,
+				r->handler_max_ns);
 		fprintf(out, "\n");
 	}
-	if (!r->nr_counters)
-		return;
-	fprintf(out, "%19s", "");
-	for (i = 0; i < r->nr_counters; i++)
-		fprintf(out, " %s=%" PRIu64, r->counters[i].name, r->counters[i].value);
-	fprintf(out, "\n");
+	for (i = 0, shown = 0; i < r->nr_counters; i++) {
+		if (!r->counters[i].value)
+			continue;
+		fprintf(out, "%*s %s=%" PRIu64, shown++ ? 0 : TABLE_INDENT, "",
+			r->counters[i].name, r->counters[i].value);
+	}
+	if (shown)
+		fprintf(out, "\n");
 }
 
 static void table_vmas_header(const struct bench_report *rep, FILE *out)
@@ -299,7 +323,9 @@ static void json_pft_row(const struct bench_pft_row *r, FILE *out)
 {
 	unsigned int i;
 
-	fprintf(out, "{\"workload\": \"pft\", \"policy\": ");
+	fprintf(out, "{\"workload\": ");
+	json_str(out, bench_row_workload(r));
+	fprintf(out, ", \"policy\": ");
 	json_str(out, r->policy);
 	fprintf(out, ", \"threads\": %u, \"handlers\": %u, \"intake\": ", r->threads, r->handlers);
 	if (r->intake)
@@ -315,11 +341,18 @@ static void json_pft_row(const struct bench_pft_row *r, FILE *out)
 	json_num(out, r->min, 1);
 	fprintf(out, ", \"max\": ");
 	json_num(out, r->max, 1);
-	fprintf(out, "}, \"latency_ns\": {\"p50\": %" PRIu64 ", \"p99\": %" PRIu64 "}",
-		r->p50_ns, r->p99_ns);
+	fprintf(out, ", \"stddev\": ");
+	json_num(out, r->stddev, 1);
+	fprintf(out, ", \"cov_pct\": ");
+	json_num(out, r->cov_pct, 2);
+	fprintf(out, "}, \"latency_ns\": {\"p50\": %" PRIu64 ", \"p90\": %" PRIu64
+		", \"p99\": %" PRIu64 ", \"max\": %" PRIu64 "}",
+		r->p50_ns, r->p90_ns, r->p99_ns, r->max_ns);
 	if (r->has_handler_lat)
-		fprintf(out, ", \"handler_latency_ns\": {\"p50\": %" PRIu64 ", \"p99\": %" PRIu64 "}",
-			r->handler_p50_ns, r->handler_p99_ns);
+		fprintf(out, ", \"handler_latency_ns\": {\"p50\": %" PRIu64 ", \"p90\": %" PRIu64
+			", \"p99\": %" PRIu64 ", \"max\": %" PRIu64 "}",
+			r->handler_p50_ns, r->handler_p90_ns, r->handler_p99_ns,
+			r->handler_max_ns);
 	fprintf(out, ", \"counters\": {");
 	for (i = 0; i < r->nr_counters; i++) {
 		fprintf(out, "%s", i ? ", " : "");
@@ -380,9 +413,13 @@ static void json_header(const struct bench_report *rep, FILE *out)
 		fprintf(out, ", \"size\": %zu, \"iterations\": %u, \"notes\": {"
 			"\"faults\": \"pages touched per iteration\", "
 			"\"faults_per_sec\": \"harmonic mean over iterations\", "
-			"\"spread\": \"min and max faults_per_sec over iterations\", "
-			"\"latency_ns\": \"per touch, seen by the faulting threads\", "
-			"\"counters\": \"totals over all iterations\", "
+			"\"spread\": \"min, max, sample stddev of faults_per_sec over iterations; "
+			"cov_pct: stddev / arithmetic mean, in percent\", "
+			"\"latency_ns\": \"per touch, seen by the faulting threads; max exact, "
+			"percentiles to 1/8 of their power of two\", "
+			"\"handler_latency_ns\": \"uspf: fault message read to fault resolved, "
+			"log2/8 buckets, lower edge\", "
+			"\"counters\": \"every counter the row's runner keeps, totals over all iterations\", "
 			"\"ratio_native\": \"faults_per_sec / native's at the same threads\", "
 			"\"ratio_naive\": \"faults_per_sec / naive's at the same threads\"}",
 			o->size, o->iterations);
