@@ -83,7 +83,8 @@ static void bench_usage(FILE *out)
 "  --handlers N                uspf handler threads (0: online CPUs)\n"
 "  --intake uring|poll|busy    how uspf handlers read fault messages\n"
 "  --fault-around N            pages uspf resolves per fault (1 = off)\n"
-"  --format table|json         output format (default table)\n"
+"  --format table|json|csv     output format (default table); json and csv\n"
+"                              give every counter (csv: see uspf(1), OUTPUT)\n"
 "  --no-references             skip the native and naive references\n"
 "  --vmas LIST                 N for --workload vmas (default 1000,10000,50000)\n"
 "  --index-sizes LIST          n for --workload index (default 1000,10000,100000)\n"
@@ -341,8 +342,10 @@ static int parse_one(struct bench_opts *o, int opt, const char *val)
 			o->format = BENCH_TABLE;
 		else if (!strcmp(val, "json"))
 			o->format = BENCH_JSON;
+		else if (!strcmp(val, "csv"))
+			o->format = BENCH_CSV;
 		else
-			return bad_value("--format", val, "table or json");
+			return bad_value("--format", val, "table, json or csv");
 		return 0;
 	case OPT_NO_REFERENCES:
 		o->references = false;

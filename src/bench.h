@@ -6,8 +6,8 @@
  * pft workload on uspf (and the timed touch loop the references share);
  * bench_native.c and bench_naive.c are the two references measured in the
  * same run (plain kernel faults; a one-thread poll/read/copy userfaultfd
- * handler); bench_report.c prints the rows as a table or JSON and holds the
- * latency histogram.
+ * handler); bench_report.c prints the rows as a table, JSON or CSV and holds
+ * the latency histogram.
  */
 #ifndef USPF_BENCH_H
 #define USPF_BENCH_H
@@ -31,6 +31,7 @@ enum bench_workload {
 enum bench_format {
 	BENCH_TABLE = 0,
 	BENCH_JSON,
+	BENCH_CSV,
 };
 
 #define BENCH_MAX_LIST		64

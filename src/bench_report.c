@@ -1,7 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * bench_report.c - `uspf bench` results: the row list, the ratios to the
- * references, the latency histogram, and output as a table or as JSON.
+ * references, the latency histogram, and output as a table, JSON or CSV.
+ *
+ * CSV is one header line and one line per row.  The columns are fixed for a
+ * kind of row (fault rows, vmas, index), and for fault rows the counters
+ * follow as counter_NAME columns: every uspf counter in uspf_counter_name()
+ * order, then minflt (native), then any other name a row carries, in the
+ * order first seen.  A field is empty where the row has no such value (a
+ * reference's handler latency, native's uspf counters, a missing ratio).
  *
  * The histogram is log-linear: values below 8 ns have a bucket each; above,
  * each power of two is cut into 8 linear sub-buckets, so a percentile is
@@ -455,12 +462,221 @@ static void print_json(const struct bench_report *rep, FILE *out)
 	fprintf(out, "\n ]}\n");
 }
 
+/* ---- CSV ---- */
+
+#define CSV_MAX_COUNTERS	(2 * BENCH_MAX_COUNTERS)
+
+static const char *const csv_pft_columns[] = {
+	"workload", "policy", "threads", "handlers", "intake", "user_mode_only",
+	"iterations", "faults", "faults_per_sec", "faults_per_sec_per_cpu",
+	"faults_per_sec_min", "faults_per_sec_max", "faults_per_sec_stddev",
+	"faults_per_sec_cov_pct", "latency_p50_ns", "latency_p90_ns",
+	"latency_p99_ns", "latency_max_ns", "handler_p50_ns", "handler_p90_ns",
+	"handler_p99_ns", "handler_max_ns", "ratio_native", "ratio_naive",
+};
+
+static const char *const csv_vmas_columns[] = {
+	"workload", "policy", "n", "map_ns_per_op", "unmap_ns_per_op", "model_vmas",
+};
+
+static const char *const csv_index_columns[] = {
+	"workload", "n", "insert_ns", "lookup_ns", "erase_ns",
+};
+
+/* Quoted only when it has to be (RFC 4180); the names used here never are. */
+static void csv_str(FILE *out, const char *s)
+{
+	if (!s[strcspn(s, ",\"\r\n")]) {
+		fputs(s, out);
+		return;
+	}
+	fputc('"', out);
+	for (; *s; s++) {
+		if (*s == '"')
+			fputc('"', out);
+		fputc(*s, out);
+	}
+	fputc('"', out);
+}
+
+/* ",value", or "," alone for NaN (no such value). */
+static void csv_num(FILE *out, double v, int decimals)
+{
+	if (isfinite(v))
+		fprintf(out, ",%.*f", decimals, v);
+	else
+		fputc(',', out);
+}
+
+static bool csv_has(const char **names, unsigned int n, const char *name)
+{
+	unsigned int i;
+
+	for (i = 0; i < n; i++)
+		if (!strcmp(names[i], name))
+			return true;
+	return false;
+}
+
+/* The counter columns for this report's fault rows; see the top of the file. */
+static unsigned int csv_counter_names(const struct bench_report *rep, const char **names)
+{
+	unsigned int n = 0, c;
+	size_t i;
+
+	for (c = 0; c < USPF_NR_COUNTERS; c++)
+		names[n++] = uspf_counter_name((enum uspf_counter)c);
+	if (!csv_has(names, n, "minflt"))
+		names[n++] = "minflt";
+	for (i = 0; i < rep->nr_rows; i++) {
+		const struct bench_pft_row *r = &rep->rows[i].pft;
+
+		if (rep->rows[i].kind != BENCH_ROW_PFT)
+			continue;
+		for (c = 0; c < r->nr_counters && n < CSV_MAX_COUNTERS; c++)
+			if (!csv_has(names, n, r->counters[c].name))
+				names[n++] = r->counters[c].name;
+	}
+	return n;
+}
+
+static void csv_header(FILE *out, const char *const *cols, unsigned int n,
+		       const char **counters, unsigned int nr_counters)
+{
+	unsigned int i;
+
+	for (i = 0; i < n; i++)
+		fprintf(out, "%s%s", i ? "," : "", cols[i]);
+	for (i = 0; i < nr_counters; i++)
+		fprintf(out, ",counter_%s", counters[i]);
+	fputc('\n', out);
+}
+
+static void csv_pft_row(const struct bench_report *rep, const struct bench_pft_row *r,
+			const char **counters, unsigned int nr_counters, FILE *out)
+{
+	unsigned int i, c;
+
+	csv_str(out, bench_row_workload(r));
+	fputc(',', out);
+	csv_str(out, r->policy);
+	fprintf(out, ",%u,%u,", r->threads, r->handlers);
+	if (r->intake)
+		csv_str(out, r->intake);
+	fprintf(out, ",%d,%u,%" PRIu64, r->user_mode_only, rep->opts->iterations, r->faults);
+	csv_num(out, r->hmean, 1);
+	csv_num(out, r->hmean / r->threads, 1);
+	csv_num(out, r->min, 1);
+	csv_num(out, r->max, 1);
+	csv_num(out, r->stddev, 1);
+	csv_num(out, r->cov_pct, 2);
+	fprintf(out, ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64,
+		r->p50_ns, r->p90_ns, r->p99_ns, r->max_ns);
+	if (r->has_handler_lat)
+		fprintf(out, ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64,
+			r->handler_p50_ns, r->handler_p90_ns, r->handler_p99_ns,
+			r->handler_max_ns);
+	else
+		fputs(",,,,", out);
+	csv_num(out, r->ratio_native, 4);
+	csv_num(out, r->ratio_naive, 4);
+	for (i = 0; i < nr_counters; i++) {
+		fputc(',', out);
+		for (c = 0; c < r->nr_counters; c++) {
+			if (!strcmp(r->counters[c].name, counters[i])) {
+				fprintf(out, "%" PRIu64, r->counters[c].value);
+				break;
+			}
+		}
+	}
+	fputc('\n', out);
+}
+
+static void csv_vmas_row(const struct bench_vmas_row *r, FILE *out)
+{
+	fputs("vmas,", out);
+	csv_str(out, r->policy);
+	fprintf(out, ",%zu", r->n);
+	csv_num(out, r->map_ns, 1);
+	csv_num(out, r->unmap_ns, 1);
+	fprintf(out, ",%" PRIu64 "\n", r->model_vmas);
+}
+
+static void csv_index_row(const struct bench_index_row *r, FILE *out)
+{
+	fprintf(out, "index,%zu", r->n);
+	csv_num(out, r->insert_ns, 2);
+	csv_num(out, r->lookup_ns, 2);
+	csv_num(out, r->erase_ns, 2);
+	fputc('\n', out);
+}
+
+#define NR(a)	(sizeof(a) / sizeof((a)[0]))
+
+/*
+ * One header: a report holds rows of one kind (that of its workload); a row
+ * of another kind could not be read under that header, so none is printed.
+ */
+static void print_csv(const struct bench_report *rep, FILE *out)
+{
+	const char *counters[CSV_MAX_COUNTERS];
+	enum bench_row_kind kind;
+	unsigned int nr_counters = 0;
+	size_t i;
+
+	if (rep->nr_rows)
+		kind = rep->rows[0].kind;
+	else if (rep->opts->workload == BENCH_VMAS)
+		kind = BENCH_ROW_VMAS;
+	else if (rep->opts->workload == BENCH_INDEX)
+		kind = BENCH_ROW_INDEX;
+	else
+		kind = BENCH_ROW_PFT;
+	switch (kind) {
+	case BENCH_ROW_PFT:
+		nr_counters = csv_counter_names(rep, counters);
+		csv_header(out, csv_pft_columns, NR(csv_pft_columns), counters, nr_counters);
+		break;
+	case BENCH_ROW_VMAS:
+		csv_header(out, csv_vmas_columns, NR(csv_vmas_columns), NULL, 0);
+		break;
+	case BENCH_ROW_INDEX:
+		csv_header(out, csv_index_columns, NR(csv_index_columns), NULL, 0);
+		break;
+	}
+	for (i = 0; i < rep->nr_rows; i++) {
+		const struct bench_row *row = &rep->rows[i];
+
+		if (row->kind != kind)
+			continue;
+		switch (row->kind) {
+		case BENCH_ROW_PFT:
+			csv_pft_row(rep, &row->pft, counters, nr_counters, out);
+			break;
+		case BENCH_ROW_VMAS:
+			csv_vmas_row(&row->vmas, out);
+			break;
+		case BENCH_ROW_INDEX:
+			csv_index_row(&row->index, out);
+			break;
+		}
+	}
+}
+
 int bench_report_print(const struct bench_report *rep, FILE *out)
 {
-	if (rep->opts->format == BENCH_JSON)
+	switch (rep->opts->format) {
+	case BENCH_JSON:
 		print_json(rep, out);
-	else
+		break;
+	case BENCH_CSV:
+		print_csv(rep, out);
+		break;
+	case BENCH_TABLE:
 		print_table(rep, out);
+		break;
+	}
+
 	if (fflush(out) || ferror(out)) {
 		fprintf(stderr, "uspf bench: writing the results: %s\n", strerror(errno));
 		return -EIO;
