@@ -411,16 +411,12 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 
 static void progress(const char *what, unsigned int threads)
 {
-	if (!isatty(STDERR_FILENO))
-		return;
-	fprintf(stderr, "\ruspf bench: pft %-13s %4u threads ...", what, threads);
-	fflush(stderr);
+	bench_progress_row("pft", what, threads);
 }
 
 static void progress_done(void)
 {
-	if (isatty(STDERR_FILENO))
-		fprintf(stderr, "\r\033[K");
+	bench_progress_end();
 }
 
 static int run_pft_threads(struct bench_report *rep, unsigned int threads)
@@ -460,9 +456,11 @@ static int run_pft_threads(struct bench_report *rep, unsigned int threads)
 
 static int run_pft(struct bench_report *rep)
 {
+	const struct bench_opts *o = rep->opts;
 	unsigned int i;
 	int ret = 0;
 
+	bench_progress_start(o->nr_threads * (o->nr_policies + (o->references ? 2 : 0)));
 	for (i = 0; i < rep->opts->nr_threads; i++) {
 		ret = run_pft_threads(rep, rep->opts->threads[i]);
 		if (ret)

@@ -161,6 +161,17 @@ void bench_pft_row_counter(struct bench_pft_row *row, const char *name, uint64_t
 void bench_row_latency(struct bench_pft_row *row, const struct bench_hist *lat);
 const char *bench_row_workload(const struct bench_pft_row *row);
 
+/*
+ * The progress line: on a terminal only (isatty(stderr)), and only once the
+ * run has lasted a few seconds: "\r[row/rows] workload policy threads=N
+ * iteration i/n" on stderr, erased by bench_progress_end().  Rows count
+ * from bench_progress_start(); a total of 0 leaves out "[row/rows]".
+ */
+void bench_progress_start(unsigned int rows);
+void bench_progress_row(const char *workload, const char *policy, unsigned int threads);
+void bench_progress_iteration(unsigned int it, unsigned int iterations);	/* it from 0 */
+void bench_progress_end(void);
+
 /* ---- the timed touch loop shared by pft, native and naive ---- */
 
 struct bench_touch {

@@ -279,6 +279,7 @@ int bench_naive_run(const struct bench_opts *o, unsigned int threads,
 	row->intake = "poll";
 	row->faults = o->size / bench_page_size();
 	for (it = 0; it < o->iterations; it++) {
+		bench_progress_iteration(it, o->iterations);
 		ret = naive_iteration(o, threads, touch, n);
 		if (ret)
 			goto out;

@@ -78,6 +78,7 @@ int bench_native_run(const struct bench_opts *o, unsigned int threads,
 	row->threads = threads;
 	row->faults = o->size / bench_page_size();
 	for (it = 0; it < o->iterations; it++) {
+		bench_progress_iteration(it, o->iterations);
 		ret = native_iteration(o, threads, touch, &minflt);
 		if (ret)
 			goto out;

@@ -332,6 +332,7 @@ int bench_pft_run(const struct bench_opts *o, enum uspf_policy_id policy,
 	row->threads = threads;
 	row->faults = o->size / bench_page_size();
 	for (it = 0; it < o->iterations; it++) {
+		bench_progress_iteration(it, o->iterations);
 		ret = pft_iteration(o, policy, threads, touch, st);
 		if (ret)
 			goto out;

@@ -22,6 +22,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bench.h"
 
@@ -159,6 +160,74 @@ void bench_report_ratios(struct bench_report *rep)
 		if (naive && naive->hmean > 0)
 			r->ratio_naive = r->hmean / naive->hmean;
 	}
+}
+
+/* ---- the progress line ---- */
+
+#define PROGRESS_AFTER_NS	(3ULL * 1000000000)	/* runs shorter than this: none */
+
+static struct {
+	bool started, tty, shown;
+	uint64_t start_ns;
+	unsigned int rows, row;
+	const char *workload, *policy;
+	unsigned int threads;
+} progress;
+
+void bench_progress_start(unsigned int rows)
+{
+	memset(&progress, 0, sizeof(progress));
+	progress.started = true;
+	progress.tty = isatty(STDERR_FILENO) == 1;
+	progress.start_ns = bench_now_ns();
+	progress.rows = rows;
+}
+
+static void progress_draw(unsigned int it, unsigned int iterations)
+{
+	char line[128];
+	int n = 0;
+
+	if (!progress.tty || !progress.policy)
+		return;
+	if (!progress.shown && bench_now_ns() - progress.start_ns < PROGRESS_AFTER_NS)
+		return;
+	if (progress.rows)
+		n = snprintf(line, sizeof(line), "[%u/%u] ", progress.row, progress.rows);
+	n += snprintf(line + n, sizeof(line) - (size_t)n, "%s %s threads=%u",
+		      progress.workload, progress.policy, progress.threads);
+	if (iterations && (size_t)n < sizeof(line))
+		snprintf(line + n, sizeof(line) - (size_t)n, " iteration %u/%u",
+			 it + 1, iterations);
+	/* \033[K: clear what a longer line before left on the right */
+	fprintf(stderr, "\r%s\033[K", line);
+	fflush(stderr);
+	progress.shown = true;
+}
+
+void bench_progress_row(const char *workload, const char *policy, unsigned int threads)
+{
+	if (!progress.started)
+		bench_progress_start(0);
+	progress.row++;
+	progress.workload = workload;
+	progress.policy = policy;
+	progress.threads = threads;
+	progress_draw(0, 0);
+}
+
+void bench_progress_iteration(unsigned int it, unsigned int iterations)
+{
+	progress_draw(it, iterations);
+}
+
+void bench_progress_end(void)
+{
+	if (progress.shown) {
+		fprintf(stderr, "\r\033[K");
+		fflush(stderr);
+	}
+	memset(&progress, 0, sizeof(progress));
 }
 
 /* ---- table ---- */
