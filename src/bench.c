@@ -41,6 +41,7 @@ enum {
 	OPT_VMAS,
 	OPT_INDEX_SIZES,
 	OPT_SEED,
+	OPT_PLOT,
 };
 
 static const struct option long_options[] = {
@@ -57,6 +58,7 @@ static const struct option long_options[] = {
 	{ "vmas",		required_argument,	NULL, OPT_VMAS },
 	{ "index-sizes",	required_argument,	NULL, OPT_INDEX_SIZES },
 	{ "seed",		required_argument,	NULL, OPT_SEED },
+	{ "plot",		required_argument,	NULL, OPT_PLOT },
 	{ "help",		no_argument,		NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -85,6 +87,9 @@ static void bench_usage(FILE *out)
 "  --fault-around N            pages uspf resolves per fault (1 = off)\n"
 "  --format table|json|csv     output format (default table); json and csv\n"
 "                              give every counter (csv: see uspf(1), OUTPUT)\n"
+"  --plot FILE                 also draw faults/sec vs threads, one line per\n"
+"                              policy and reference, into FILE, an SVG or PNG\n"
+"                              (.svg or .png), with gnuplot (gnuplot-nox)\n"
 "  --no-references             skip the native and naive references\n"
 "  --vmas LIST                 N for --workload vmas (default 1000,10000,50000)\n"
 "  --index-sizes LIST          n for --workload index (default 1000,10000,100000)\n"
@@ -365,6 +370,9 @@ static int parse_one(struct bench_opts *o, int opt, const char *val)
 			return bad_value("--seed", val, "a non-negative integer");
 		o->seed = v;
 		return 0;
+	case OPT_PLOT:
+		o->plot = val;		/* checked by bench_plot_check() */
+		return 0;
 	}
 	return 2;
 }
@@ -406,7 +414,10 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 			argv[optind]);
 		return 2;
 	}
-	return check_pages_per_thread(o);
+	ret = check_pages_per_thread(o);
+	if (ret >= 0)
+		return ret;
+	return bench_plot_check(o);
 }
 
 static void progress(const char *what, unsigned int threads)
@@ -678,6 +689,8 @@ int cmd_bench(int argc, char **argv)
 	}
 	if (!ret)
 		ret = bench_report_print(&rep, stdout);
+	if (!ret && o.plot)
+		ret = bench_plot_write(&rep);
 	bench_report_free(&rep);
 	return ret ? 1 : 0;
 }

@@ -7,7 +7,8 @@
  * bench_native.c and bench_naive.c are the two references measured in the
  * same run (plain kernel faults; a one-thread poll/read/copy userfaultfd
  * handler); bench_report.c prints the rows as a table, JSON or CSV and holds
- * the latency histogram.
+ * the latency histogram; bench_plot.c draws faults/sec vs threads with
+ * gnuplot (--plot).
  */
 #ifndef USPF_BENCH_H
 #define USPF_BENCH_H
@@ -53,6 +54,7 @@ struct bench_opts {
 	size_t index_sizes[BENCH_MAX_LIST];	/* n for --workload index */
 	unsigned int nr_index_sizes;
 	uint64_t seed;			/* --workload index */
+	const char *plot;		/* --plot FILE (.svg or .png), or NULL */
 };
 
 /* ---- latency histogram: log2 buckets of ns, 8 linear sub-buckets each ---- */
@@ -171,6 +173,13 @@ void bench_progress_start(unsigned int rows);
 void bench_progress_row(const char *workload, const char *policy, unsigned int threads);
 void bench_progress_iteration(unsigned int it, unsigned int iterations);	/* it from 0 */
 void bench_progress_end(void);
+
+/* ---- --plot (bench_plot.c) ---- */
+
+/* After parsing: -1 to go on, or 2 after a one-line error (before any run). */
+int bench_plot_check(const struct bench_opts *o);
+/* Draw faults/sec vs threads into o->plot; 0, or a negative errno (reported). */
+int bench_plot_write(const struct bench_report *rep);
 
 /* ---- the timed touch loop shared by pft, native and naive ---- */
 

@@ -4,9 +4,10 @@
 # bench-smoke.sh - smoke test of `uspf bench` (and the command's dispatch):
 # a tiny pft run in JSON with every expected row present and non-zero, the
 # table format, CSV (one header, a consistent column count, numeric fields),
-# the vmas and index workloads, --help, and usage errors (exit 2 with one
-# line on stderr).  The JSON checks need python3 and are skipped without it.
-# Not a timed assertion.
+# --plot (a non-empty SVG; skipped without gnuplot), the vmas and index
+# workloads, --help, and usage errors (exit 2 with one line on stderr).  The
+# JSON checks need python3 and are skipped without it.  Not a timed
+# assertion.
 #
 # Automake test protocol: exit 0 pass, 77 skip, 1 fail.  USPF_BIN names the
 # built command (set by the Makefile); default ./uspf.
@@ -130,11 +131,34 @@ END {
 		if (rows[r] != 1)
 			bad(rows[r] " rows for " r)
 }' "$TMP/out" >&2 || fail "pft CSV check"
+grep -q "$(printf '\r')" "$TMP/err" && fail "a progress line on a stderr that is not a terminal"
 run bench --workload index --index-sizes 100 --format csv ||
 	fail "bench --workload index --format csv exited $?"
 [ "$(head -n 1 "$TMP/out")" = "workload,n,insert_ns,lookup_ns,erase_ns" ] ||
 	fail "index CSV header: $(head -n 1 "$TMP/out")"
 [ "$(wc -l <"$TMP/out")" -eq 2 ] || fail "index CSV: $(wc -l <"$TMP/out") lines"
+
+# ---- --plot: an SVG from gnuplot, if there is one ----
+if command -v gnuplot >/dev/null 2>&1; then
+	run bench --size 1M --iterations 1 --threads 1,2 --policy spf --format csv \
+		--plot "$TMP/plot.svg" || fail "bench --plot exited $? ($(cat "$TMP/err"))"
+	[ -s "$TMP/plot.svg" ] || fail "--plot wrote no $TMP/plot.svg"
+	grep -q '<svg' "$TMP/plot.svg" || fail "--plot wrote no SVG"
+	[ "$(wc -l <"$TMP/out")" -eq 7 ] || fail "--plot changed the CSV on stdout"
+	ls "$TMP" | grep -q tmp && fail "--plot left a temporary file: $(ls "$TMP")"
+else
+	echo "note: gnuplot not found (Debian package gnuplot-nox): --plot not drawn" >&2
+fi
+# without gnuplot: a usage error before anything runs
+echo "+ PATH=/nonexistent uspf bench --plot $TMP/none.svg" >&2
+PATH=/nonexistent "$USPF_BIN" bench --plot "$TMP/none.svg" >"$TMP/out" 2>"$TMP/err"
+rc=$?
+[ "$rc" -eq 2 ] || fail "--plot without gnuplot exited $rc, expected 2"
+[ "$(wc -l <"$TMP/err")" -eq 1 ] && grep -q 'gnuplot-nox' "$TMP/err" ||
+	fail "--plot without gnuplot said: $(cat "$TMP/err")"
+[ -s "$TMP/out" ] && fail "--plot without gnuplot wrote to stdout"
+[ -e "$TMP/none.svg" ] && fail "--plot without gnuplot wrote a plot"
+cat "$TMP/err" >&2
 
 # ---- vmas, small N ----
 run bench --workload vmas --vmas 10,100 --format json ||
@@ -184,6 +208,9 @@ usage_error --threads bench --threads 1,x
 usage_error --size bench --size 3X
 usage_error --iterations bench --iterations 0
 usage_error --format bench --format xml
+usage_error --plot bench --plot out.pdf
+usage_error --plot bench --plot "$TMP/no/such/dir/out.svg"
+usage_error --plot bench --workload vmas --plot "$TMP/out.svg"
 usage_error --policy bench --policy nope
 usage_error --workload bench --workload nope
 usage_error --intake bench --intake nope
