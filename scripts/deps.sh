@@ -1,7 +1,8 @@
 #!/bin/sh
 # Install the Debian packages uspf needs that are missing (run as root).
 set -eu
-pkgs="build-essential autoconf automake libtool pkg-config autoconf-archive liburing-dev liburcu-dev libcriterion-dev python3 man-db"
+# gnuplot-nox: `uspf bench --plot` only; the tests skip the plot without it
+pkgs="build-essential autoconf automake libtool pkg-config autoconf-archive liburing-dev liburcu-dev libcriterion-dev python3 man-db gnuplot-nox"
 missing=""
 for p in $pkgs; do
 	dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"

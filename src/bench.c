@@ -41,6 +41,7 @@ enum {
 	OPT_VMAS,
 	OPT_INDEX_SIZES,
 	OPT_SEED,
+	OPT_PLOT,
 };
 
 static const struct option long_options[] = {
@@ -57,6 +58,7 @@ static const struct option long_options[] = {
 	{ "vmas",		required_argument,	NULL, OPT_VMAS },
 	{ "index-sizes",	required_argument,	NULL, OPT_INDEX_SIZES },
 	{ "seed",		required_argument,	NULL, OPT_SEED },
+	{ "plot",		required_argument,	NULL, OPT_PLOT },
 	{ "help",		no_argument,		NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -79,11 +81,16 @@ static void bench_usage(FILE *out)
 	fprintf(out, ")\n"
 "  --threads LIST              comma list of faulting thread counts (default 1,CPUs)\n"
 "  --size BYTES                pft region size, K/M/G suffixes (default 64M)\n"
-"  --iterations N              runs per row; Hmean and min/max over them (default 3)\n"
+"  --iterations N              runs per row; Hmean, min-max, stddev and CoV over\n"
+"                              them (default 3)\n"
 "  --handlers N                uspf handler threads (0: online CPUs)\n"
 "  --intake uring|poll|busy    how uspf handlers read fault messages\n"
 "  --fault-around N            pages uspf resolves per fault (1 = off)\n"
-"  --format table|json         output format (default table)\n"
+"  --format table|json|csv     output format (default table); json and csv\n"
+"                              give every counter (csv: see uspf(1), OUTPUT)\n"
+"  --plot FILE                 also draw faults/sec vs threads, one line per\n"
+"                              policy and reference, into FILE, an SVG or PNG\n"
+"                              (.svg or .png), with gnuplot (gnuplot-nox)\n"
 "  --no-references             skip the native and naive references\n"
 "  --vmas LIST                 N for --workload vmas (default 1000,10000,50000)\n"
 "  --index-sizes LIST          n for --workload index (default 1000,10000,100000)\n"
@@ -341,8 +348,10 @@ static int parse_one(struct bench_opts *o, int opt, const char *val)
 			o->format = BENCH_TABLE;
 		else if (!strcmp(val, "json"))
 			o->format = BENCH_JSON;
+		else if (!strcmp(val, "csv"))
+			o->format = BENCH_CSV;
 		else
-			return bad_value("--format", val, "table or json");
+			return bad_value("--format", val, "table, json or csv");
 		return 0;
 	case OPT_NO_REFERENCES:
 		o->references = false;
@@ -361,6 +370,9 @@ static int parse_one(struct bench_opts *o, int opt, const char *val)
 		if (parse_ull(val, 0, UINT64_MAX, &v))
 			return bad_value("--seed", val, "a non-negative integer");
 		o->seed = v;
+		return 0;
+	case OPT_PLOT:
+		o->plot = val;		/* checked by bench_plot_check() */
 		return 0;
 	}
 	return 2;
@@ -403,21 +415,20 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 			argv[optind]);
 		return 2;
 	}
-	return check_pages_per_thread(o);
+	ret = check_pages_per_thread(o);
+	if (ret >= 0)
+		return ret;
+	return bench_plot_check(o);
 }
 
 static void progress(const char *what, unsigned int threads)
 {
-	if (!isatty(STDERR_FILENO))
-		return;
-	fprintf(stderr, "\ruspf bench: pft %-13s %4u threads ...", what, threads);
-	fflush(stderr);
+	bench_progress_row("pft", what, threads);
 }
 
 static void progress_done(void)
 {
-	if (isatty(STDERR_FILENO))
-		fprintf(stderr, "\r\033[K");
+	bench_progress_end();
 }
 
 static int run_pft_threads(struct bench_report *rep, unsigned int threads)
@@ -457,9 +468,11 @@ static int run_pft_threads(struct bench_report *rep, unsigned int threads)
 
 static int run_pft(struct bench_report *rep)
 {
+	const struct bench_opts *o = rep->opts;
 	unsigned int i;
 	int ret = 0;
 
+	bench_progress_start(o->nr_threads * (o->nr_policies + (o->references ? 2 : 0)));
 	for (i = 0; i < rep->opts->nr_threads; i++) {
 		ret = run_pft_threads(rep, rep->opts->threads[i]);
 		if (ret)
@@ -677,6 +690,8 @@ int cmd_bench(int argc, char **argv)
 	}
 	if (!ret)
 		ret = bench_report_print(&rep, stdout);
+	if (!ret && o.plot)
+		ret = bench_plot_write(&rep);
 	bench_report_free(&rep);
 	return ret ? 1 : 0;
 }

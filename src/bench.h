@@ -6,8 +6,9 @@
  * pft workload on uspf (and the timed touch loop the references share);
  * bench_native.c and bench_naive.c are the two references measured in the
  * same run (plain kernel faults; a one-thread poll/read/copy userfaultfd
- * handler); bench_report.c prints the rows as a table or JSON and holds the
- * latency histogram.
+ * handler); bench_report.c prints the rows as a table, JSON or CSV and holds
+ * the latency histogram; bench_plot.c draws faults/sec vs threads with
+ * gnuplot (--plot).
  */
 #ifndef USPF_BENCH_H
 #define USPF_BENCH_H
@@ -31,6 +32,7 @@ enum bench_workload {
 enum bench_format {
 	BENCH_TABLE = 0,
 	BENCH_JSON,
+	BENCH_CSV,
 };
 
 #define BENCH_MAX_LIST		64
@@ -52,6 +54,7 @@ struct bench_opts {
 	size_t index_sizes[BENCH_MAX_LIST];	/* n for --workload index */
 	unsigned int nr_index_sizes;
 	uint64_t seed;			/* --workload index */
+	const char *plot;		/* --plot FILE (.svg or .png), or NULL */
 };
 
 /* ---- latency histogram: log2 buckets of ns, 8 linear sub-buckets each ---- */
@@ -61,6 +64,7 @@ struct bench_opts {
 
 struct bench_hist {
 	uint64_t count;
+	uint64_t max;			/* exact, unlike the percentiles */
 	uint64_t bucket[BENCH_HIST_BUCKETS];
 };
 
@@ -78,6 +82,8 @@ static inline void bench_hist_add(struct bench_hist *h, uint64_t ns)
 {
 	h->bucket[bench_hist_index(ns)]++;
 	h->count++;
+	if (ns > h->max)
+		h->max = ns;
 }
 
 void bench_hist_merge(struct bench_hist *dst, const struct bench_hist *src);
@@ -99,6 +105,7 @@ enum bench_row_kind {
 };
 
 struct bench_pft_row {
+	const char *workload;		/* NULL: "pft" */
 	const char *policy;		/* a uspf policy, "native" or "naive" */
 	unsigned int threads;		/* faulting threads */
 	unsigned int handlers;		/* fault-handling threads; 0 for native */
@@ -107,10 +114,14 @@ struct bench_pft_row {
 	uint64_t faults;		/* pages touched per iteration */
 	double hmean;			/* faults/sec, harmonic mean over iterations */
 	double min, max;		/* faults/sec, spread over iterations */
-	uint64_t p50_ns, p99_ns;	/* touch latency seen by the faulting threads */
+	double stddev;			/* faults/sec, sample stddev over iterations */
+	double cov_pct;			/* stddev / arithmetic mean, in percent */
+	/* touch latency seen by the faulting threads (bench_row_latency()) */
+	uint64_t p50_ns, p90_ns, p99_ns, max_ns;
 	bool has_handler_lat;
-	uint64_t handler_p50_ns, handler_p99_ns;	/* uspf: message -> resolved */
-	struct bench_counter counters[BENCH_MAX_COUNTERS];	/* totals, non-zero */
+	/* uspf: message -> resolved */
+	uint64_t handler_p50_ns, handler_p90_ns, handler_p99_ns, handler_max_ns;
+	struct bench_counter counters[BENCH_MAX_COUNTERS];	/* totals, every one */
 	unsigned int nr_counters;
 	double ratio_native, ratio_naive;	/* NaN where no reference */
 };
@@ -148,6 +159,27 @@ void bench_report_free(struct bench_report *rep);
 void bench_report_ratios(struct bench_report *rep);
 int bench_report_print(const struct bench_report *rep, FILE *out);
 void bench_pft_row_counter(struct bench_pft_row *row, const char *name, uint64_t value);
+/* p50, p90, p99 and max of the touch latency from the merged histogram. */
+void bench_row_latency(struct bench_pft_row *row, const struct bench_hist *lat);
+const char *bench_row_workload(const struct bench_pft_row *row);
+
+/*
+ * The progress line: on a terminal only (isatty(stderr)), and only once the
+ * run has lasted a few seconds: "\r[row/rows] workload policy threads=N
+ * iteration i/n" on stderr, erased by bench_progress_end().  Rows count
+ * from bench_progress_start(); a total of 0 leaves out "[row/rows]".
+ */
+void bench_progress_start(unsigned int rows);
+void bench_progress_row(const char *workload, const char *policy, unsigned int threads);
+void bench_progress_iteration(unsigned int it, unsigned int iterations);	/* it from 0 */
+void bench_progress_end(void);
+
+/* ---- --plot (bench_plot.c) ---- */
+
+/* After parsing: -1 to go on, or 2 after a one-line error (before any run). */
+int bench_plot_check(const struct bench_opts *o);
+/* Draw faults/sec vs threads into o->plot; 0, or a negative errno (reported). */
+int bench_plot_write(const struct bench_report *rep);
 
 /* ---- the timed touch loop shared by pft, native and naive ---- */
 
@@ -173,7 +205,7 @@ int bench_native_run(const struct bench_opts *o, unsigned int threads,
 int bench_naive_run(const struct bench_opts *o, unsigned int threads,
 		    struct bench_pft_row *row);
 
-/* Fold per-iteration rates into hmean, min and max. */
+/* Fold per-iteration rates into hmean, min, max, stddev and cov_pct. */
 void bench_rates_fold(const double *rates, unsigned int n, struct bench_pft_row *row);
 
 uint64_t bench_now_ns(void);

@@ -248,10 +248,8 @@ static void naive_counters(struct bench_pft_row *row, const struct naive *n)
 	};
 	unsigned int i;
 
-	for (i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
-		if (c[i].v)
-			bench_pft_row_counter(row, c[i].name, c[i].v);
-	}
+	for (i = 0; i < sizeof(c) / sizeof(c[0]); i++)
+		bench_pft_row_counter(row, c[i].name, c[i].v);
 }
 
 int bench_naive_run(const struct bench_opts *o, unsigned int threads,
@@ -281,6 +279,7 @@ int bench_naive_run(const struct bench_opts *o, unsigned int threads,
 	row->intake = "poll";
 	row->faults = o->size / bench_page_size();
 	for (it = 0; it < o->iterations; it++) {
+		bench_progress_iteration(it, o->iterations);
 		ret = naive_iteration(o, threads, touch, n);
 		if (ret)
 			goto out;
@@ -288,8 +287,7 @@ int bench_naive_run(const struct bench_opts *o, unsigned int threads,
 		bench_hist_merge(lat, &touch->hist);
 	}
 	bench_rates_fold(rates, o->iterations, row);
-	row->p50_ns = bench_hist_percentile(lat, 50.0);
-	row->p99_ns = bench_hist_percentile(lat, 99.0);
+	bench_row_latency(row, lat);
 	naive_counters(row, n);
 out:
 	free(rates);

@@ -78,6 +78,7 @@ int bench_native_run(const struct bench_opts *o, unsigned int threads,
 	row->threads = threads;
 	row->faults = o->size / bench_page_size();
 	for (it = 0; it < o->iterations; it++) {
+		bench_progress_iteration(it, o->iterations);
 		ret = native_iteration(o, threads, touch, &minflt);
 		if (ret)
 			goto out;
@@ -85,10 +86,8 @@ int bench_native_run(const struct bench_opts *o, unsigned int threads,
 		bench_hist_merge(lat, &touch->hist);
 	}
 	bench_rates_fold(rates, o->iterations, row);
-	row->p50_ns = bench_hist_percentile(lat, 50.0);
-	row->p99_ns = bench_hist_percentile(lat, 99.0);
-	if (minflt)
-		bench_pft_row_counter(row, "minflt", minflt);
+	bench_row_latency(row, lat);
+	bench_pft_row_counter(row, "minflt", minflt);
 out:
 	free(rates);
 	free(lat);

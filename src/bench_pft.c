@@ -13,6 +13,7 @@
  * region unmapped and the runtime destroyed.
  */
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -176,21 +177,34 @@ int bench_touch_run(char *base, size_t size, unsigned int threads,
 
 /* ---- pft on uspf ---- */
 
+/*
+ * mmtests' spread: min, max, and the sample standard deviation (n - 1; 0
+ * for one iteration) with the coefficient of variation, stddev over the
+ * arithmetic mean in percent.
+ */
 void bench_rates_fold(const double *rates, unsigned int n, struct bench_pft_row *row)
 {
-	double inv = 0;
+	double inv = 0, sum = 0, mean, dev, sq = 0;
 	unsigned int i;
 
 	row->min = rates[0];
 	row->max = rates[0];
 	for (i = 0; i < n; i++) {
 		inv += 1.0 / rates[i];
+		sum += rates[i];
 		if (rates[i] < row->min)
 			row->min = rates[i];
 		if (rates[i] > row->max)
 			row->max = rates[i];
 	}
 	row->hmean = (double)n / inv;
+	mean = sum / n;
+	for (i = 0; i < n; i++) {
+		dev = rates[i] - mean;
+		sq += dev * dev;
+	}
+	row->stddev = n > 1 ? sqrt(sq / (n - 1)) : 0;
+	row->cov_pct = mean > 0 ? row->stddev / mean * 100.0 : 0;
 }
 
 /*
@@ -280,20 +294,19 @@ static void pft_fill_row(struct bench_pft_row *row, const struct uspf_stats *acc
 	row->handlers = acc->handlers;
 	row->intake = uspf_intake_name(acc->intake);
 	row->user_mode_only = acc->user_mode_only;
-	row->p50_ns = bench_hist_percentile(lat, 50.0);
-	row->p99_ns = bench_hist_percentile(lat, 99.0);
+	bench_row_latency(row, lat);
 	for (c = 0; c < USPF_HIST_BUCKETS; c++)
 		handled += acc->hist[c];
 	if (handled) {
 		row->has_handler_lat = true;
 		row->handler_p50_ns = uspf_stats_percentile(acc, 50.0);
+		row->handler_p90_ns = uspf_stats_percentile(acc, 90.0);
 		row->handler_p99_ns = uspf_stats_percentile(acc, 99.0);
+		row->handler_max_ns = uspf_stats_percentile(acc, 100.0);
 	}
-	for (c = 0; c < USPF_NR_COUNTERS; c++) {
-		if (acc->counters[c])
-			bench_pft_row_counter(row, uspf_counter_name((enum uspf_counter)c),
-					      acc->counters[c]);
-	}
+	for (c = 0; c < USPF_NR_COUNTERS; c++)
+		bench_pft_row_counter(row, uspf_counter_name((enum uspf_counter)c),
+				      acc->counters[c]);
 }
 
 int bench_pft_run(const struct bench_opts *o, enum uspf_policy_id policy,
@@ -319,6 +332,7 @@ int bench_pft_run(const struct bench_opts *o, enum uspf_policy_id policy,
 	row->threads = threads;
 	row->faults = o->size / bench_page_size();
 	for (it = 0; it < o->iterations; it++) {
+		bench_progress_iteration(it, o->iterations);
 		ret = pft_iteration(o, policy, threads, touch, st);
 		if (ret)
 			goto out;

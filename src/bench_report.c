@@ -1,7 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * bench_report.c - `uspf bench` results: the row list, the ratios to the
- * references, the latency histogram, and output as a table or as JSON.
+ * references, the latency histogram, and output as a table, JSON or CSV.
+ *
+ * CSV is one header line and one line per row.  The columns are fixed for a
+ * kind of row (fault rows, vmas, index), and for fault rows the counters
+ * follow as counter_NAME columns: every uspf counter in uspf_counter_name()
+ * order, then minflt (native), then any other name a row carries, in the
+ * order first seen.  A field is empty where the row has no such value (a
+ * reference's handler latency, native's uspf counters, a missing ratio).
  *
  * The histogram is log-linear: values below 8 ns have a bucket each; above,
  * each power of two is cut into 8 linear sub-buckets, so a percentile is
@@ -15,6 +22,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bench.h"
 
@@ -27,6 +35,8 @@ void bench_hist_merge(struct bench_hist *dst, const struct bench_hist *src)
 	for (i = 0; i < BENCH_HIST_BUCKETS; i++)
 		dst->bucket[i] += src->bucket[i];
 	dst->count += src->count;
+	if (src->max > dst->max)
+		dst->max = src->max;
 }
 
 static uint64_t hist_bucket_value(unsigned int idx)
@@ -61,7 +71,20 @@ uint64_t bench_hist_percentile(const struct bench_hist *h, double pct)
 	return hist_bucket_value(BENCH_HIST_BUCKETS - 1);
 }
 
+void bench_row_latency(struct bench_pft_row *row, const struct bench_hist *lat)
+{
+	row->p50_ns = bench_hist_percentile(lat, 50.0);
+	row->p90_ns = bench_hist_percentile(lat, 90.0);
+	row->p99_ns = bench_hist_percentile(lat, 99.0);
+	row->max_ns = lat->max;
+}
+
 /* ---- rows ---- */
+
+const char *bench_row_workload(const struct bench_pft_row *row)
+{
+	return row->workload ? row->workload : "pft";
+}
 
 struct bench_row *bench_report_add(struct bench_report *rep, enum bench_row_kind kind)
 {
@@ -139,6 +162,74 @@ void bench_report_ratios(struct bench_report *rep)
 	}
 }
 
+/* ---- the progress line ---- */
+
+#define PROGRESS_AFTER_NS	(3ULL * 1000000000)	/* runs shorter than this: none */
+
+static struct {
+	bool started, tty, shown;
+	uint64_t start_ns;
+	unsigned int rows, row;
+	const char *workload, *policy;
+	unsigned int threads;
+} progress;
+
+void bench_progress_start(unsigned int rows)
+{
+	memset(&progress, 0, sizeof(progress));
+	progress.started = true;
+	progress.tty = isatty(STDERR_FILENO) == 1;
+	progress.start_ns = bench_now_ns();
+	progress.rows = rows;
+}
+
+static void progress_draw(unsigned int it, unsigned int iterations)
+{
+	char line[128];
+	int n = 0;
+
+	if (!progress.tty || !progress.policy)
+		return;
+	if (!progress.shown && bench_now_ns() - progress.start_ns < PROGRESS_AFTER_NS)
+		return;
+	if (progress.rows)
+		n = snprintf(line, sizeof(line), "[%u/%u] ", progress.row, progress.rows);
+	n += snprintf(line + n, sizeof(line) - (size_t)n, "%s %s threads=%u",
+		      progress.workload, progress.policy, progress.threads);
+	if (iterations && (size_t)n < sizeof(line))
+		snprintf(line + n, sizeof(line) - (size_t)n, " iteration %u/%u",
+			 it + 1, iterations);
+	/* \033[K: clear what a longer line before left on the right */
+	fprintf(stderr, "\r%s\033[K", line);
+	fflush(stderr);
+	progress.shown = true;
+}
+
+void bench_progress_row(const char *workload, const char *policy, unsigned int threads)
+{
+	if (!progress.started)
+		bench_progress_start(0);
+	progress.row++;
+	progress.workload = workload;
+	progress.policy = policy;
+	progress.threads = threads;
+	progress_draw(0, 0);
+}
+
+void bench_progress_iteration(unsigned int it, unsigned int iterations)
+{
+	progress_draw(it, iterations);
+}
+
+void bench_progress_end(void)
+{
+	if (progress.shown) {
+		fprintf(stderr, "\r\033[K");
+		fflush(stderr);
+	}
+	memset(&progress, 0, sizeof(progress));
+}
+
 /* ---- table ---- */
 
 static void size_str(char *buf, size_t len, size_t bytes)
@@ -170,42 +261,51 @@ static void table_pft_header(const struct bench_report *rep, FILE *out)
 	fprintf(out, "# uspf %s bench pft: one %s MAP_PRIVATE region, %zu pages, %u iteration%s, %u CPUs\n",
 		PACKAGE_VERSION, size, o->size / bench_page_size(), o->iterations,
 		o->iterations == 1 ? "" : "s", rep->cpus);
-	fprintf(out, "# faults/s: Hmean over iterations; spread: min-max faults/s over iterations;\n"
-		"# faults/s/cpu: Hmean / threads; p50/p99: ns per touch seen by the faulting threads;\n"
+	fprintf(out, "# faults/s: Hmean over iterations; faults/s/cpu: Hmean / threads;\n"
+		"# spread: min-max faults/s over iterations; CoV%%: their stddev / mean, in percent;\n"
+		"# p50/p90/p99/max: ns per touch seen by the faulting threads;\n"
 		"# vs native / vs naive: faults/s / the reference's at the same thread count;\n"
-		"# counters: totals over all iterations (uspf_stats; naive: its own; native: getrusage minflt)\n");
-	fprintf(out, "%-8s %-13s %7s %9s %14s %13s %23s %9s %9s %9s %9s\n",
+		"# counters: totals over all iterations, non-zero ones (uspf_stats; naive: its own;\n"
+		"# native: getrusage minflt); --format json or csv gives every counter\n");
+	fprintf(out, "%-11s %-13s %7s %9s %14s %13s %23s %6s %9s %9s %9s %10s %9s %9s\n",
 		"workload", "policy", "threads", "faults", "Hmean faults/s",
-		"faults/s/cpu", "spread (min-max)", "p50 ns", "p99 ns",
-		"vs native", "vs naive");
+		"faults/s/cpu", "spread (min-max)", "CoV%", "p50 ns", "p90 ns",
+		"p99 ns", "max ns", "vs native", "vs naive");
 }
+
+#define TABLE_INDENT	26	/* the lines under a row start under "faults" */
 
 static void table_pft_row(const struct bench_pft_row *r, FILE *out)
 {
 	char spread[48], rn[16], rv[16];
-	unsigned int i;
+	unsigned int i, shown;
 
 	snprintf(spread, sizeof(spread), "%.0f-%.0f", r->min, r->max);
 	ratio_str(rn, sizeof(rn), r->ratio_native);
 	ratio_str(rv, sizeof(rv), r->ratio_naive);
-	fprintf(out, "%-8s %-13s %7u %9" PRIu64 " %14.0f %13.0f %23s %9" PRIu64
-		" %9" PRIu64 " %9s %9s\n",
-		"pft", r->policy, r->threads, r->faults, r->hmean,
-		r->hmean / r->threads, spread, r->p50_ns, r->p99_ns, rn, rv);
+	fprintf(out, "%-11s %-13s %7u %9" PRIu64 " %14.0f %13.0f %23s %6.1f %9" PRIu64
+		" %9" PRIu64 " %9" PRIu64 " %10" PRIu64 " %9s %9s\n",
+		bench_row_workload(r), r->policy, r->threads, r->faults, r->hmean,
+		r->hmean / r->threads, spread, r->cov_pct, r->p50_ns, r->p90_ns,
+		r->p99_ns, r->max_ns, rn, rv);
 	if (r->intake) {
-		fprintf(out, "%19s handlers=%u intake=%s%s", "", r->handlers, r->intake,
-			r->user_mode_only ? " user-mode-only" : "");
+		fprintf(out, "%*s handlers=%u intake=%s%s", TABLE_INDENT, "", r->handlers,
+			r->intake, r->user_mode_only ? " user-mode-only" : "");
 		if (r->has_handler_lat)
-			fprintf(out, " handle_p50_ns=%" PRIu64 " handle_p99_ns=%" PRIu64,
-				r->handler_p50_ns, r->handler_p99_ns);
+			fprintf(out, " handle_p50_ns=%" PRIu64 " handle_p90_ns=%" PRIu64
+				" handle_p99_ns=%" PRIu64 " handle_max_ns=%" PRIu64,
+				r->handler_p50_ns, r->handler_p90_ns, r->handler_p99_ns,
+				r->handler_max_ns);
 		fprintf(out, "\n");
 	}
-	if (!r->nr_counters)
-		return;
-	fprintf(out, "%19s", "");
-	for (i = 0; i < r->nr_counters; i++)
-		fprintf(out, " %s=%" PRIu64, r->counters[i].name, r->counters[i].value);
-	fprintf(out, "\n");
+	for (i = 0, shown = 0; i < r->nr_counters; i++) {
+		if (!r->counters[i].value)
+			continue;
+		fprintf(out, "%*s %s=%" PRIu64, shown++ ? 0 : TABLE_INDENT, "",
+			r->counters[i].name, r->counters[i].value);
+	}
+	if (shown)
+		fprintf(out, "\n");
 }
 
 static void table_vmas_header(const struct bench_report *rep, FILE *out)
@@ -299,7 +399,9 @@ static void json_pft_row(const struct bench_pft_row *r, FILE *out)
 {
 	unsigned int i;
 
-	fprintf(out, "{\"workload\": \"pft\", \"policy\": ");
+	fprintf(out, "{\"workload\": ");
+	json_str(out, bench_row_workload(r));
+	fprintf(out, ", \"policy\": ");
 	json_str(out, r->policy);
 	fprintf(out, ", \"threads\": %u, \"handlers\": %u, \"intake\": ", r->threads, r->handlers);
 	if (r->intake)
@@ -315,11 +417,18 @@ static void json_pft_row(const struct bench_pft_row *r, FILE *out)
 	json_num(out, r->min, 1);
 	fprintf(out, ", \"max\": ");
 	json_num(out, r->max, 1);
-	fprintf(out, "}, \"latency_ns\": {\"p50\": %" PRIu64 ", \"p99\": %" PRIu64 "}",
-		r->p50_ns, r->p99_ns);
+	fprintf(out, ", \"stddev\": ");
+	json_num(out, r->stddev, 1);
+	fprintf(out, ", \"cov_pct\": ");
+	json_num(out, r->cov_pct, 2);
+	fprintf(out, "}, \"latency_ns\": {\"p50\": %" PRIu64 ", \"p90\": %" PRIu64
+		", \"p99\": %" PRIu64 ", \"max\": %" PRIu64 "}",
+		r->p50_ns, r->p90_ns, r->p99_ns, r->max_ns);
 	if (r->has_handler_lat)
-		fprintf(out, ", \"handler_latency_ns\": {\"p50\": %" PRIu64 ", \"p99\": %" PRIu64 "}",
-			r->handler_p50_ns, r->handler_p99_ns);
+		fprintf(out, ", \"handler_latency_ns\": {\"p50\": %" PRIu64 ", \"p90\": %" PRIu64
+			", \"p99\": %" PRIu64 ", \"max\": %" PRIu64 "}",
+			r->handler_p50_ns, r->handler_p90_ns, r->handler_p99_ns,
+			r->handler_max_ns);
 	fprintf(out, ", \"counters\": {");
 	for (i = 0; i < r->nr_counters; i++) {
 		fprintf(out, "%s", i ? ", " : "");
@@ -380,9 +489,13 @@ static void json_header(const struct bench_report *rep, FILE *out)
 		fprintf(out, ", \"size\": %zu, \"iterations\": %u, \"notes\": {"
 			"\"faults\": \"pages touched per iteration\", "
 			"\"faults_per_sec\": \"harmonic mean over iterations\", "
-			"\"spread\": \"min and max faults_per_sec over iterations\", "
-			"\"latency_ns\": \"per touch, seen by the faulting threads\", "
-			"\"counters\": \"totals over all iterations\", "
+			"\"spread\": \"min, max, sample stddev of faults_per_sec over iterations; "
+			"cov_pct: stddev / arithmetic mean, in percent\", "
+			"\"latency_ns\": \"per touch, seen by the faulting threads; max exact, "
+			"percentiles to 1/8 of their power of two\", "
+			"\"handler_latency_ns\": \"uspf: fault message read to fault resolved, "
+			"log2/8 buckets, lower edge\", "
+			"\"counters\": \"every counter the row's runner keeps, totals over all iterations\", "
 			"\"ratio_native\": \"faults_per_sec / native's at the same threads\", "
 			"\"ratio_naive\": \"faults_per_sec / naive's at the same threads\"}",
 			o->size, o->iterations);
@@ -418,12 +531,221 @@ static void print_json(const struct bench_report *rep, FILE *out)
 	fprintf(out, "\n ]}\n");
 }
 
+/* ---- CSV ---- */
+
+#define CSV_MAX_COUNTERS	(2 * BENCH_MAX_COUNTERS)
+
+static const char *const csv_pft_columns[] = {
+	"workload", "policy", "threads", "handlers", "intake", "user_mode_only",
+	"iterations", "faults", "faults_per_sec", "faults_per_sec_per_cpu",
+	"faults_per_sec_min", "faults_per_sec_max", "faults_per_sec_stddev",
+	"faults_per_sec_cov_pct", "latency_p50_ns", "latency_p90_ns",
+	"latency_p99_ns", "latency_max_ns", "handler_p50_ns", "handler_p90_ns",
+	"handler_p99_ns", "handler_max_ns", "ratio_native", "ratio_naive",
+};
+
+static const char *const csv_vmas_columns[] = {
+	"workload", "policy", "n", "map_ns_per_op", "unmap_ns_per_op", "model_vmas",
+};
+
+static const char *const csv_index_columns[] = {
+	"workload", "n", "insert_ns", "lookup_ns", "erase_ns",
+};
+
+/* Quoted only when it has to be (RFC 4180); the names used here never are. */
+static void csv_str(FILE *out, const char *s)
+{
+	if (!s[strcspn(s, ",\"\r\n")]) {
+		fputs(s, out);
+		return;
+	}
+	fputc('"', out);
+	for (; *s; s++) {
+		if (*s == '"')
+			fputc('"', out);
+		fputc(*s, out);
+	}
+	fputc('"', out);
+}
+
+/* ",value", or "," alone for NaN (no such value). */
+static void csv_num(FILE *out, double v, int decimals)
+{
+	if (isfinite(v))
+		fprintf(out, ",%.*f", decimals, v);
+	else
+		fputc(',', out);
+}
+
+static bool csv_has(const char **names, unsigned int n, const char *name)
+{
+	unsigned int i;
+
+	for (i = 0; i < n; i++)
+		if (!strcmp(names[i], name))
+			return true;
+	return false;
+}
+
+/* The counter columns for this report's fault rows; see the top of the file. */
+static unsigned int csv_counter_names(const struct bench_report *rep, const char **names)
+{
+	unsigned int n = 0, c;
+	size_t i;
+
+	for (c = 0; c < USPF_NR_COUNTERS; c++)
+		names[n++] = uspf_counter_name((enum uspf_counter)c);
+	if (!csv_has(names, n, "minflt"))
+		names[n++] = "minflt";
+	for (i = 0; i < rep->nr_rows; i++) {
+		const struct bench_pft_row *r = &rep->rows[i].pft;
+
+		if (rep->rows[i].kind != BENCH_ROW_PFT)
+			continue;
+		for (c = 0; c < r->nr_counters && n < CSV_MAX_COUNTERS; c++)
+			if (!csv_has(names, n, r->counters[c].name))
+				names[n++] = r->counters[c].name;
+	}
+	return n;
+}
+
+static void csv_header(FILE *out, const char *const *cols, unsigned int n,
+		       const char **counters, unsigned int nr_counters)
+{
+	unsigned int i;
+
+	for (i = 0; i < n; i++)
+		fprintf(out, "%s%s", i ? "," : "", cols[i]);
+	for (i = 0; i < nr_counters; i++)
+		fprintf(out, ",counter_%s", counters[i]);
+	fputc('\n', out);
+}
+
+static void csv_pft_row(const struct bench_report *rep, const struct bench_pft_row *r,
+			const char **counters, unsigned int nr_counters, FILE *out)
+{
+	unsigned int i, c;
+
+	csv_str(out, bench_row_workload(r));
+	fputc(',', out);
+	csv_str(out, r->policy);
+	fprintf(out, ",%u,%u,", r->threads, r->handlers);
+	if (r->intake)
+		csv_str(out, r->intake);
+	fprintf(out, ",%d,%u,%" PRIu64, r->user_mode_only, rep->opts->iterations, r->faults);
+	csv_num(out, r->hmean, 1);
+	csv_num(out, r->hmean / r->threads, 1);
+	csv_num(out, r->min, 1);
+	csv_num(out, r->max, 1);
+	csv_num(out, r->stddev, 1);
+	csv_num(out, r->cov_pct, 2);
+	fprintf(out, ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64,
+		r->p50_ns, r->p90_ns, r->p99_ns, r->max_ns);
+	if (r->has_handler_lat)
+		fprintf(out, ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64,
+			r->handler_p50_ns, r->handler_p90_ns, r->handler_p99_ns,
+			r->handler_max_ns);
+	else
+		fputs(",,,,", out);
+	csv_num(out, r->ratio_native, 4);
+	csv_num(out, r->ratio_naive, 4);
+	for (i = 0; i < nr_counters; i++) {
+		fputc(',', out);
+		for (c = 0; c < r->nr_counters; c++) {
+			if (!strcmp(r->counters[c].name, counters[i])) {
+				fprintf(out, "%" PRIu64, r->counters[c].value);
+				break;
+			}
+		}
+	}
+	fputc('\n', out);
+}
+
+static void csv_vmas_row(const struct bench_vmas_row *r, FILE *out)
+{
+	fputs("vmas,", out);
+	csv_str(out, r->policy);
+	fprintf(out, ",%zu", r->n);
+	csv_num(out, r->map_ns, 1);
+	csv_num(out, r->unmap_ns, 1);
+	fprintf(out, ",%" PRIu64 "\n", r->model_vmas);
+}
+
+static void csv_index_row(const struct bench_index_row *r, FILE *out)
+{
+	fprintf(out, "index,%zu", r->n);
+	csv_num(out, r->insert_ns, 2);
+	csv_num(out, r->lookup_ns, 2);
+	csv_num(out, r->erase_ns, 2);
+	fputc('\n', out);
+}
+
+#define NR(a)	(sizeof(a) / sizeof((a)[0]))
+
+/*
+ * One header: a report holds rows of one kind (that of its workload); a row
+ * of another kind could not be read under that header, so none is printed.
+ */
+static void print_csv(const struct bench_report *rep, FILE *out)
+{
+	const char *counters[CSV_MAX_COUNTERS];
+	enum bench_row_kind kind;
+	unsigned int nr_counters = 0;
+	size_t i;
+
+	if (rep->nr_rows)
+		kind = rep->rows[0].kind;
+	else if (rep->opts->workload == BENCH_VMAS)
+		kind = BENCH_ROW_VMAS;
+	else if (rep->opts->workload == BENCH_INDEX)
+		kind = BENCH_ROW_INDEX;
+	else
+		kind = BENCH_ROW_PFT;
+	switch (kind) {
+	case BENCH_ROW_PFT:
+		nr_counters = csv_counter_names(rep, counters);
+		csv_header(out, csv_pft_columns, NR(csv_pft_columns), counters, nr_counters);
+		break;
+	case BENCH_ROW_VMAS:
+		csv_header(out, csv_vmas_columns, NR(csv_vmas_columns), NULL, 0);
+		break;
+	case BENCH_ROW_INDEX:
+		csv_header(out, csv_index_columns, NR(csv_index_columns), NULL, 0);
+		break;
+	}
+	for (i = 0; i < rep->nr_rows; i++) {
+		const struct bench_row *row = &rep->rows[i];
+
+		if (row->kind != kind)
+			continue;
+		switch (row->kind) {
+		case BENCH_ROW_PFT:
+			csv_pft_row(rep, &row->pft, counters, nr_counters, out);
+			break;
+		case BENCH_ROW_VMAS:
+			csv_vmas_row(&row->vmas, out);
+			break;
+		case BENCH_ROW_INDEX:
+			csv_index_row(&row->index, out);
+			break;
+		}
+	}
+}
+
 int bench_report_print(const struct bench_report *rep, FILE *out)
 {
-	if (rep->opts->format == BENCH_JSON)
+	switch (rep->opts->format) {
+	case BENCH_JSON:
 		print_json(rep, out);
-	else
+		break;
+	case BENCH_CSV:
+		print_csv(rep, out);
+		break;
+	case BENCH_TABLE:
 		print_table(rep, out);
+		break;
+	}
+
 	if (fflush(out) || ferror(out)) {
 		fprintf(stderr, "uspf bench: writing the results: %s\n", strerror(errno));
 		return -EIO;
