@@ -14,7 +14,8 @@
  * page, and the next round's touches fault again and see the pattern
  * again, not the last round's data.
  *
- * Build: make examples/arena
+ * Build: make examples/arena (in the tree), or against an installed uspf:
+ *        cc -o arena arena.c $(pkg-config --cflags --libs uspf)
  * Run:   ./examples/arena [--policy NAME] [--size SIZE] [--rounds N]
  *                         [--max-alloc SIZE] [--seed N]
  * e.g.   ./examples/arena --policy pervma-refcnt --size 8M --rounds 3

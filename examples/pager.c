@@ -20,7 +20,8 @@
  * contents, and removes it; with --file PATH it maps that file read-only
  * and never writes it.
  *
- * Build: make examples/pager
+ * Build: make examples/pager (in the tree), or against an installed uspf:
+ *        cc -pthread -o pager pager.c $(pkg-config --cflags --libs uspf)
  * Run:   ./examples/pager [--policy NAME] [--file PATH | --size SIZE]
  *                         [--threads N] [--reads N] [--rounds N] [--seed N]
  * e.g.   ./examples/pager --policy pervma-rwsem --file /usr/bin/gcc

@@ -35,7 +35,8 @@
  * would; the default, 10, makes recycling visible in a fraction of a
  * second on a small machine; 0 leaves only the real interruptions.
  *
- * Build: make examples/slab
+ * Build: make examples/slab (in the tree), or against an installed uspf:
+ *        cc -pthread -o slab slab.c $(pkg-config --cflags --libs uspf liburcu-bp)
  * Run:   ./examples/slab [--policy NAME] [--mode typesafe|rcu] [--no-revalidate]
  *                        [--readers N] [--slots N] [--seconds S] [--window N]
  * e.g.   ./examples/slab --no-revalidate --seconds 2
