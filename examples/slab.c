@@ -158,9 +158,9 @@ static void cache_free_rcu(struct rcu_head *head)
 /* The last reference is gone: free the object, at once or after a grace period. */
 static void obj_put(struct obj *o)
 {
-	if (atomic_fetch_sub_explicit(&o->refcnt, 1, memory_order_release) != 1)
+	/* Release our uses of it; acquire everyone else's before it is reused. */
+	if (atomic_fetch_sub_explicit(&o->refcnt, 1, memory_order_acq_rel) != 1)
 		return;
-	atomic_thread_fence(memory_order_acquire);
 	if (cache.typesafe_by_rcu)
 		cache_free_now(&cache, o);
 	else
