@@ -2,8 +2,10 @@
 # SPDX-License-Identifier: MIT
 #
 # sanitize.sh - build uspf out of tree with AddressSanitizer and
-# UndefinedBehaviorSanitizer (build-asan/), and with ThreadSanitizer
-# (build-tsan/), then run `uspf torture` for every policy under each.
+# UndefinedBehaviorSanitizer (build-asan/, configure
+# --enable-sanitizers=address,undefined), and with ThreadSanitizer
+# (build-tsan/, --enable-sanitizers=thread), then run `uspf torture` for
+# every policy under each.
 # Prints one line per run; exits 1 if any build or run failed (a sanitizer
 # report, a torture FAIL, or any other non-zero exit).
 #
@@ -63,14 +65,21 @@ source_tree() {
 
 build() {
 	kind=$1
-	flags=$2
+	sanitizers=$2
 	dir=$TOP/build-$kind
 
 	mkdir -p "$dir" || return 1
+	# configure adds -fsanitize=... -fno-omit-frame-pointer to every compile
+	# and link, and checks that the compiler can link with them.
 	if ! (cd "$dir" && "$SRC/configure" -q --disable-tests \
-			CFLAGS="-O1 -g $flags -fno-omit-frame-pointer" \
-			LDFLAGS="$flags" >"$dir/configure.log" 2>&1); then
+			--enable-sanitizers="$sanitizers" \
+			CFLAGS="-O1 -g" >"$dir/configure.log" 2>&1); then
 		say "$kind: configure failed: see $dir/configure.log"
+		return 1
+	fi
+	# A build without the sanitizers would pass every run: make sure.
+	if ! grep -q "^SANITIZER_FLAGS = -fsanitize=$sanitizers " "$dir/Makefile"; then
+		say "$kind: configure did not set -fsanitize=$sanitizers: see $dir/Makefile"
 		return 1
 	fi
 	if ! make -C "$dir" -j"$JOBS" uspf >"$dir/make.log" 2>&1; then
@@ -121,14 +130,14 @@ run_one() {
 source_tree
 for kind in $KINDS; do
 	case $kind in
-	asan) flags="-fsanitize=address,undefined" ;;
-	tsan) flags="-fsanitize=thread" ;;
+	asan) sanitizers=address,undefined ;;
+	tsan) sanitizers=thread ;;
 	*)
 		say "sanitize: unknown kind '$kind' (accepted: asan, tsan)"
 		exit 2
 		;;
 	esac
-	if ! build "$kind" "$flags"; then
+	if ! build "$kind" "$sanitizers"; then
 		failed=1
 		continue
 	fi
