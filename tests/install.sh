@@ -87,9 +87,14 @@ pc=$D$uspf_pkgconfigdir/uspf.pc
 [ -f "$module" ] || fail "the preload module is not installed as $module"
 [ -f "$pc" ] || fail "uspf.pc is not installed as $pc"
 cmp -s "$header" "$USPF_SRCDIR/src/include/uspf.h" || fail "$header is missing or not src/include/uspf.h"
-for page in 1 3 7; do
-	cmp -s "$D$uspf_mandir/man$page/uspf.$page" "$USPF_SRCDIR/man/uspf.$page" ||
-		fail "$D$uspf_mandir/man$page/uspf.$page is missing or not man/uspf.$page"
+# Every page of man/ (uspf.1, uspf.3, uspf.7 and one per function), as is.
+pages=
+for src in "$USPF_SRCDIR"/man/*.[0-9]; do
+	name=${src##*/}
+	dst="$uspf_mandir/man${name##*.}/$name"
+	cmp -s "$D$dst" "$src" || fail "$D$dst is missing or not man/$name"
+	pages="$pages
+$dst"
 done
 
 # The complete list; libtool's .la files are part of a libtool install.
@@ -101,10 +106,7 @@ $uspf_libdir/libuspf.so.0
 $uspf_libdir/libuspf.so.0.0.0
 $uspf_pkglibdir/libuspf-preload.la
 $uspf_pkglibdir/libuspf-preload.so
-$uspf_pkgconfigdir/uspf.pc
-$uspf_mandir/man1/uspf.1
-$uspf_mandir/man3/uspf.3
-$uspf_mandir/man7/uspf.7"
+$uspf_pkgconfigdir/uspf.pc$pages"
 printf '%s\n' "$expected" | sort >"$TMP/expected"
 (cd "$D" && find . -type f -o -type l) | sed 's|^\.||' | sort >"$TMP/installed"
 echo "installed:" >&2
