@@ -179,4 +179,24 @@ void bench_rates_fold(const double *rates, unsigned int n, struct bench_pft_row 
 uint64_t bench_now_ns(void);
 size_t bench_page_size(void);
 
+/* ---- the naive handler, for any number of mappings (bench_naive.c) ---- */
+
+struct bench_naive;
+
+struct bench_naive_counts {
+	uint64_t faults, pages, eexist, wakes, copy_errors;
+};
+
+/* A userfaultfd and its one handler thread; no mapping yet. */
+int bench_naive_open(struct bench_naive **out);
+/*
+ * Map len bytes (anonymous; fd >= 0: the handler fills each page from fd,
+ * offset 0) and register them; any thread, while the handler runs.
+ */
+int bench_naive_map(struct bench_naive *n, size_t len, int fd, void **out);
+int bench_naive_unmap(struct bench_naive *n, void *addr, size_t len);
+/* Stop the handler, unmap what is left; adds the counts to *acc; first handler error. */
+int bench_naive_close(struct bench_naive *n, struct bench_naive_counts *acc);
+void bench_naive_row_counters(struct bench_pft_row *row, const struct bench_naive_counts *c);
+
 #endif
