@@ -95,7 +95,8 @@ static void bench_usage(FILE *out)
 "references measured in the same run: native kernel faults (no userfaultfd)\n"
 "and a naive one-thread poll/read/UFFDIO_COPY handler.\n"
 "\n"
-"  --workload LIST             comma list of workloads, or 'all' (default pft):\n"
+"  --workload LIST             comma list of workloads, or 'all' (default\n"
+"                              pft,page_fault1,malloc1):\n"
 "      pft          mmtests pft: one region, one slice per thread\n"
 "      page_fault1  will-it-scale: map --map-size, write every page, unmap, loop\n"
 "      malloc1      pft beside malloc1-style mmap/munmap churn threads\n"
@@ -108,10 +109,11 @@ static void bench_usage(FILE *out)
 	for (unsigned int p = 0; p < USPF_NR_POLICIES; p++)
 		fprintf(out, " %s", uspf_policy_name((enum uspf_policy_id)p));
 	fprintf(out, ")\n"
-"  --threads LIST              comma list of faulting thread counts (default 1,CPUs)\n"
+"  --threads LIST              comma list of faulting thread counts (default\n"
+"                              1,2,4,... up to 2 x CPUs)\n"
 "  --size BYTES                pft, malloc1 and random region, K/M/G suffixes\n"
-"                              (default 64M)\n"
-"  --iterations N              runs per row; Hmean and min/max over them (default 3)\n"
+"                              (default 16M)\n"
+"  --iterations N              runs per row; Hmean and min/max over them (default 2)\n"
 "  --duration SECONDS          page_fault1, spf_test, execl: each run's length\n"
 "                              (default 0.25)\n"
 "  --loops N                   ... or N loops per thread instead (default 0: --duration)\n"
@@ -357,19 +359,25 @@ static unsigned int online_cpus(void)
 
 static void set_defaults(struct bench_opts *o)
 {
-	unsigned int i, cpus = online_cpus();
+	unsigned int i, t, max, cpus = online_cpus();
 
 	memset(o, 0, sizeof(*o));
+	/* The headline: first faults, then first faults beside writers. */
 	o->workloads[o->nr_workloads++] = BENCH_PFT;
+	o->workloads[o->nr_workloads++] = BENCH_PAGE_FAULT1;
+	o->workloads[o->nr_workloads++] = BENCH_MALLOC1;
 	o->workload = o->workloads[0];
 	for (i = 0; i < USPF_NR_POLICIES; i++)
 		o->policies[i] = (enum uspf_policy_id)i;
 	o->nr_policies = USPF_NR_POLICIES;
-	o->threads[o->nr_threads++] = 1;
-	if (cpus > 1)
-		o->threads[o->nr_threads++] = cpus > BENCH_MAX_THREADS ? BENCH_MAX_THREADS : cpus;
-	o->size = 64UL << 20;
-	o->iterations = 3;
+	/* 1, 2, 4, ... up to twice the CPUs (and 2 x CPUs itself). */
+	max = 2 * cpus > BENCH_MAX_THREADS ? BENCH_MAX_THREADS : 2 * cpus;
+	for (t = 1; t <= max && o->nr_threads < BENCH_MAX_LIST; t *= 2)
+		o->threads[o->nr_threads++] = t;
+	if (o->threads[o->nr_threads - 1] != max && o->nr_threads < BENCH_MAX_LIST)
+		o->threads[o->nr_threads++] = max;
+	o->size = 16UL << 20;
+	o->iterations = 2;
 	uspf_config_init(&o->cfg);
 	o->format = BENCH_TABLE;
 	o->references = true;
