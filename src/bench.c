@@ -3,10 +3,13 @@
  * bench.c - `uspf bench`: option parsing, the run loop, and the two small
  * workloads that need no fault path (vmas, index).
  *
- * pft (the default) runs, for every thread count: the native reference,
- * the naive reference, then each selected policy, each --iterations times,
- * and prints one row per (policy, threads) with ratios to the references
- * at the same thread count.
+ * --workload takes a comma list (or all); the workloads run in the order
+ * given.  pft and the harness's workloads (page_fault1, malloc1, spf_test,
+ * execl, random: bench_work.c) run, for every thread count: the native
+ * reference, the naive reference, then each selected policy (execl: each
+ * with and without the i_mmap reordering), each --iterations times, and
+ * print one row per (workload, policy, threads) with ratios to the
+ * references of the same workload at the same thread count.
  *
  * vmas maps N one-page regions through uspf_mmap() and unmaps them all,
  * reporting ns per operation for each N: a flat per-op cost shows the VMA
@@ -42,6 +45,17 @@ enum {
 	OPT_INDEX_SIZES,
 	OPT_SEED,
 	OPT_PLOT,
+	OPT_DURATION,
+	OPT_LOOPS,
+	OPT_MAP_SIZE,
+	OPT_CHURN_THREADS,
+	OPT_CHURN_SIZE,
+	OPT_SPF_VMAS,
+	OPT_SPF_PAGES,
+	OPT_FILE_SIZE,
+	OPT_TOUCH_PAGES,
+	OPT_ANON_VMA_AT_MMAP,
+	OPT_IMMAP_REORDER,
 };
 
 static const struct option long_options[] = {
@@ -59,6 +73,17 @@ static const struct option long_options[] = {
 	{ "index-sizes",	required_argument,	NULL, OPT_INDEX_SIZES },
 	{ "seed",		required_argument,	NULL, OPT_SEED },
 	{ "plot",		required_argument,	NULL, OPT_PLOT },
+	{ "duration",		required_argument,	NULL, OPT_DURATION },
+	{ "loops",		required_argument,	NULL, OPT_LOOPS },
+	{ "map-size",		required_argument,	NULL, OPT_MAP_SIZE },
+	{ "churn-threads",	required_argument,	NULL, OPT_CHURN_THREADS },
+	{ "churn-size",		required_argument,	NULL, OPT_CHURN_SIZE },
+	{ "spf-vmas",		required_argument,	NULL, OPT_SPF_VMAS },
+	{ "spf-pages",		required_argument,	NULL, OPT_SPF_PAGES },
+	{ "file-size",		required_argument,	NULL, OPT_FILE_SIZE },
+	{ "touch-pages",	required_argument,	NULL, OPT_TOUCH_PAGES },
+	{ "anon-vma-at-mmap",	no_argument,		NULL, OPT_ANON_VMA_AT_MMAP },
+	{ "immap-reorder",	required_argument,	NULL, OPT_IMMAP_REORDER },
 	{ "help",		no_argument,		NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -72,18 +97,39 @@ static void bench_usage(FILE *out)
 "references measured in the same run: native kernel faults (no userfaultfd)\n"
 "and a naive one-thread poll/read/UFFDIO_COPY handler.\n"
 "\n"
-"  --workload pft|vmas|index   pft (default): mmtests pft, one region, one slice\n"
-"                              per thread; vmas: map/unmap N one-page regions;\n"
-"                              index: the VMA index alone\n"
+"  --workload LIST             comma list of workloads, or 'all' (default\n"
+"                              pft,page_fault1,malloc1):\n"
+"      pft          mmtests pft: one region, one slice per thread\n"
+"      page_fault1  will-it-scale: map --map-size, write every page, unmap, loop\n"
+"      malloc1      pft beside malloc1-style mmap/munmap churn threads\n"
+"      spf_test     spf_test: each loop maps and touches --spf-vmas small regions\n"
+"      execl        Execl-style: maps of one shared file, an address space each\n"
+"      random       pft with each slice touched in a random order\n"
+"      vmas         map/unmap N one-page regions\n"
+"      index        the VMA index alone\n"
 "  --policy LIST               comma list of policies, or 'all' (default all:");
 	for (unsigned int p = 0; p < USPF_NR_POLICIES; p++)
 		fprintf(out, " %s", uspf_policy_name((enum uspf_policy_id)p));
 	fprintf(out, ")\n"
-"  --threads LIST              comma list of faulting thread counts (default 1,CPUs)\n"
-"  --size BYTES                pft region size, K/M/G suffixes (default 64M)\n"
+"  --threads LIST              comma list of faulting thread counts (default\n"
+"                              1,2,4,... up to 2 x CPUs)\n"
+"  --size BYTES                pft, malloc1 and random region, K/M/G suffixes\n"
+"                              (default 16M)\n"
 "  --iterations N              runs per row; Hmean, min-max, stddev and CoV over\n"
-"                              them (default 3)\n"
-"  --handlers N                uspf handler threads (0: online CPUs)\n"
+"                              them (default 2)\n"
+"  --duration SECONDS          page_fault1, spf_test, execl: each run's length\n"
+"                              (default 0.25)\n"
+"  --loops N                   ... or N loops per thread (default 0: --duration)\n"
+"  --map-size BYTES            page_fault1: mapped per loop (default 8M)\n"
+"  --churn-threads N           malloc1: mmap/munmap threads (default 1)\n"
+"  --churn-size BYTES          malloc1: bytes per churn mapping (default 128M)\n"
+"  --spf-vmas N                spf_test: mappings per loop (default 2)\n"
+"  --spf-pages N               spf_test: pages per mapping (default 10)\n"
+"  --file-size BYTES           execl: the shared file's size (default 1M)\n"
+"  --touch-pages N             execl: pages written per mapping (default 8)\n"
+"  --immap-reorder on|off|both execl: i_mmap lock order (default both: two rows)\n"
+"  --anon-vma-at-mmap          prepare anon_vma at mmap time, not at first fault\n"
+"  --handlers N                uspf handler threads (0: online CPUs; execl: 1)\n"
 "  --intake uring|poll|busy    how uspf handlers read fault messages\n"
 "  --fault-around N            pages uspf resolves per fault (1 = off)\n"
 "  --format table|json|csv     output format (default table); json and csv\n"
@@ -94,7 +140,7 @@ static void bench_usage(FILE *out)
 "  --no-references             skip the native and naive references\n"
 "  --vmas LIST                 N for --workload vmas (default 1000,10000,50000)\n"
 "  --index-sizes LIST          n for --workload index (default 1000,10000,100000)\n"
-"  --seed N                    seed for --workload index (default 1)\n"
+"  --seed N                    seed for index and random (default 1)\n"
 "  -h, --help                  this text\n");
 }
 
@@ -207,6 +253,95 @@ static int parse_policies(const char *s, struct bench_opts *o)
 	return ret ? -EINVAL : 0;
 }
 
+static const char *const workload_names[BENCH_NR_WORKLOADS] = {
+	[BENCH_PFT] = "pft",
+	[BENCH_VMAS] = "vmas",
+	[BENCH_INDEX] = "index",
+	[BENCH_PAGE_FAULT1] = "page_fault1",
+	[BENCH_MALLOC1] = "malloc1",
+	[BENCH_SPF_TEST] = "spf_test",
+	[BENCH_EXECL] = "execl",
+	[BENCH_RANDOM] = "random",
+};
+
+/* The order of `all`: the fault workloads, then the two without faults. */
+static const enum bench_workload all_workloads[BENCH_NR_WORKLOADS] = {
+	BENCH_PFT, BENCH_PAGE_FAULT1, BENCH_MALLOC1, BENCH_SPF_TEST, BENCH_EXECL,
+	BENCH_RANDOM, BENCH_VMAS, BENCH_INDEX,
+};
+
+const char *bench_workload_name(enum bench_workload w)
+{
+	return (unsigned int)w < BENCH_NR_WORKLOADS ? workload_names[w] : "?";
+}
+
+static int parse_workloads(const char *s, struct bench_opts *o)
+{
+	char *copy, *tok, *save = NULL;
+	unsigned int i, w, n = 0;
+	int ret = 0;
+
+	if (!strcmp(s, "all")) {
+		memcpy(o->workloads, all_workloads, sizeof(all_workloads));
+		o->nr_workloads = BENCH_NR_WORKLOADS;
+		o->workload = o->workloads[0];
+		return 0;
+	}
+	copy = strdup(s);
+	if (!copy)
+		return -ENOMEM;
+	if (!*copy || copy[strlen(copy) - 1] == ',' || strstr(copy, ",,"))
+		ret = -EINVAL;
+	for (tok = strtok_r(copy, ",", &save); tok && !ret;
+	     tok = strtok_r(NULL, ",", &save)) {
+		for (w = 0; w < BENCH_NR_WORKLOADS && strcmp(tok, workload_names[w]); w++)
+			;
+		if (w == BENCH_NR_WORKLOADS) {
+			ret = -EINVAL;
+			break;
+		}
+		for (i = 0; i < n && o->workloads[i] != (enum bench_workload)w; i++)
+			;
+		if (i == n)
+			o->workloads[n++] = (enum bench_workload)w;
+	}
+	free(copy);
+	if (!ret && !n)
+		ret = -EINVAL;
+	if (ret)
+		return -EINVAL;
+	o->nr_workloads = n;
+	o->workload = o->workloads[0];
+	return 0;
+}
+
+static bool has_workload(const struct bench_opts *o, enum bench_workload w)
+{
+	unsigned int i;
+
+	for (i = 0; i < o->nr_workloads; i++) {
+		if (o->workloads[i] == w)
+			return true;
+	}
+	return false;
+}
+
+/* Seconds, a decimal number in [0.001, 3600]; to ns. */
+static int parse_duration(const char *s, uint64_t *ns)
+{
+	char *end;
+	double v;
+
+	if ((*s < '0' || *s > '9') && *s != '.')
+		return -EINVAL;
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || *end || !(v >= 0.001 && v <= 3600))
+		return -EINVAL;
+	*ns = (uint64_t)(v * 1e9 + 0.5);
+	return 0;
+}
+
 static void policy_names(char *buf, size_t len)
 {
 	size_t off = 0;
@@ -231,18 +366,25 @@ static unsigned int online_cpus(void)
 
 static void set_defaults(struct bench_opts *o)
 {
-	unsigned int i, cpus = online_cpus();
+	unsigned int i, t, max, cpus = online_cpus();
 
 	memset(o, 0, sizeof(*o));
-	o->workload = BENCH_PFT;
+	/* The headline: first faults, then first faults beside writers. */
+	o->workloads[o->nr_workloads++] = BENCH_PFT;
+	o->workloads[o->nr_workloads++] = BENCH_PAGE_FAULT1;
+	o->workloads[o->nr_workloads++] = BENCH_MALLOC1;
+	o->workload = o->workloads[0];
 	for (i = 0; i < USPF_NR_POLICIES; i++)
 		o->policies[i] = (enum uspf_policy_id)i;
 	o->nr_policies = USPF_NR_POLICIES;
-	o->threads[o->nr_threads++] = 1;
-	if (cpus > 1)
-		o->threads[o->nr_threads++] = cpus > BENCH_MAX_THREADS ? BENCH_MAX_THREADS : cpus;
-	o->size = 64UL << 20;
-	o->iterations = 3;
+	/* 1, 2, 4, ... up to twice the CPUs (and 2 x CPUs itself). */
+	max = 2 * cpus > BENCH_MAX_THREADS ? BENCH_MAX_THREADS : 2 * cpus;
+	for (t = 1; t <= max && o->nr_threads < BENCH_MAX_LIST; t *= 2)
+		o->threads[o->nr_threads++] = t;
+	if (o->threads[o->nr_threads - 1] != max && o->nr_threads < BENCH_MAX_LIST)
+		o->threads[o->nr_threads++] = max;
+	o->size = 16UL << 20;
+	o->iterations = 2;
 	uspf_config_init(&o->cfg);
 	o->format = BENCH_TABLE;
 	o->references = true;
@@ -255,6 +397,16 @@ static void set_defaults(struct bench_opts *o)
 	o->index_sizes[2] = 100000;
 	o->nr_index_sizes = 3;
 	o->seed = 1;
+	o->duration_ns = 250000000ULL;
+	o->loops = 0;
+	o->map_size = 8UL << 20;
+	o->churn_threads = 1;
+	o->churn_size = 128UL << 20;
+	o->spf_vmas = 2;
+	o->spf_pages = 10;
+	o->file_size = 1UL << 20;
+	o->touch_pages = 8;
+	o->immap = BENCH_IMMAP_BOTH;
 }
 
 /* Check the config right after one of its fields was set from `flag`. */
@@ -297,6 +449,77 @@ static int parse_config_flag(struct bench_opts *o, int opt, const char *val)
 	return 2;
 }
 
+#define SIZE_ACCEPTS "bytes with an optional K, M or G suffix, a positive multiple of the page size, at most 1T"
+
+/* The flags of the harness's workloads. */
+static int parse_workload_flag(struct bench_opts *o, int opt, const char *val)
+{
+	unsigned long long v;
+
+	switch (opt) {
+	case OPT_DURATION:
+		if (parse_duration(val, &o->duration_ns))
+			return bad_value("--duration", val, "seconds, a decimal number 0.001..3600");
+		return 0;
+	case OPT_LOOPS:
+		if (parse_ull(val, 0, 1000000000, &v))
+			return bad_value("--loops", val, "a number of loops 0..1000000000, 0 for --duration");
+		o->loops = v;
+		return 0;
+	case OPT_MAP_SIZE:
+		if (parse_size(val, &o->map_size))
+			return bad_value("--map-size", val, SIZE_ACCEPTS);
+		return 0;
+	case OPT_CHURN_THREADS:
+		if (parse_ull(val, 0, BENCH_MAX_THREADS, &v))
+			return bad_value("--churn-threads", val, "a number of threads 0..1024");
+		o->churn_threads = (unsigned int)v;
+		return 0;
+	case OPT_CHURN_SIZE:
+		if (parse_size(val, &o->churn_size))
+			return bad_value("--churn-size", val, SIZE_ACCEPTS);
+		return 0;
+	case OPT_SPF_VMAS:
+		if (parse_ull(val, 1, 1024, &v))
+			return bad_value("--spf-vmas", val, "a number of mappings 1..1024");
+		o->spf_vmas = (unsigned int)v;
+		return 0;
+	case OPT_SPF_PAGES:
+		if (parse_ull(val, 1, 65536, &v))
+			return bad_value("--spf-pages", val, "a number of pages 1..65536");
+		o->spf_pages = (unsigned int)v;
+		return 0;
+	case OPT_FILE_SIZE:
+		if (parse_size(val, &o->file_size) || o->file_size > (1UL << 30))
+			return bad_value("--file-size", val,
+					 "bytes with an optional K, M or G suffix, a positive multiple of the page size, at most 1G");
+		return 0;
+	case OPT_TOUCH_PAGES:
+		if (parse_ull(val, 1, 1UL << 18, &v))
+			return bad_value("--touch-pages", val, "a number of pages 1..262144");
+		o->touch_pages = (unsigned int)v;
+		return 0;
+	case OPT_ANON_VMA_AT_MMAP:
+		o->cfg.anon_vma_at_mmap = true;
+		return 0;
+	case OPT_IMMAP_REORDER:
+		if (!strcmp(val, "both")) {
+			o->immap = BENCH_IMMAP_BOTH;
+			o->cfg.immap_reorder = true;
+		} else if (!strcmp(val, "on")) {
+			o->immap = BENCH_IMMAP_ON;
+			o->cfg.immap_reorder = true;
+		} else if (!strcmp(val, "off")) {
+			o->immap = BENCH_IMMAP_OFF;
+			o->cfg.immap_reorder = false;
+		} else {
+			return bad_value("--immap-reorder", val, "on, off or both");
+		}
+		return 0;
+	}
+	return 2;
+}
+
 static int parse_one(struct bench_opts *o, int opt, const char *val)
 {
 	unsigned long long v;
@@ -306,14 +529,9 @@ static int parse_one(struct bench_opts *o, int opt, const char *val)
 
 	switch (opt) {
 	case OPT_WORKLOAD:
-		if (!strcmp(val, "pft"))
-			o->workload = BENCH_PFT;
-		else if (!strcmp(val, "vmas"))
-			o->workload = BENCH_VMAS;
-		else if (!strcmp(val, "index"))
-			o->workload = BENCH_INDEX;
-		else
-			return bad_value("--workload", val, "pft, vmas or index");
+		if (parse_workloads(val, o))
+			return bad_value("--workload", val,
+					 "a comma list of pft, page_fault1, malloc1, spf_test, execl, random, vmas, index; or all");
 		return 0;
 	case OPT_POLICY:
 		if (parse_policies(val, o)) {
@@ -331,8 +549,7 @@ static int parse_one(struct bench_opts *o, int opt, const char *val)
 		return 0;
 	case OPT_SIZE:
 		if (parse_size(val, &o->size))
-			return bad_value("--size", val,
-					 "bytes with an optional K, M or G suffix, a positive multiple of the page size, at most 1T");
+			return bad_value("--size", val, SIZE_ACCEPTS);
 		return 0;
 	case OPT_ITERATIONS:
 		if (parse_ull(val, 1, 1000, &v))
@@ -374,17 +591,26 @@ static int parse_one(struct bench_opts *o, int opt, const char *val)
 	case OPT_PLOT:
 		o->plot = val;		/* checked by bench_plot_check() */
 		return 0;
+	default:
+		return parse_workload_flag(o, opt, val);
 	}
-	return 2;
 }
 
+/* Checks across flags, once all are parsed: -1 to go on, or 2. */
 static int check_pages_per_thread(const struct bench_opts *o)
 {
 	unsigned int i, max = 0;
+	size_t file_pages = o->file_size / bench_page_size();
 
 	for (i = 0; i < o->nr_threads; i++)
 		max = o->threads[i] > max ? o->threads[i] : max;
-	if (o->workload != BENCH_PFT || o->size / bench_page_size() >= max)
+	if (has_workload(o, BENCH_EXECL) && o->touch_pages > file_pages) {
+		fprintf(stderr, "uspf bench: --touch-pages %u: expected at most the %zu pages of --file-size %zu\n",
+			o->touch_pages, file_pages, o->file_size);
+		return 2;
+	}
+	if ((!has_workload(o, BENCH_PFT) && !has_workload(o, BENCH_MALLOC1) &&
+	     !has_workload(o, BENCH_RANDOM)) || o->size / bench_page_size() >= max)
 		return -1;
 	fprintf(stderr, "uspf bench: --size %zu: expected at least one page per thread (%u threads)\n",
 		o->size, max);
@@ -421,14 +647,25 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 	return bench_plot_check(o);
 }
 
-static void progress(const char *what, unsigned int threads)
+static void progress(const char *workload, const char *what, unsigned int threads)
 {
-	bench_progress_row("pft", what, threads);
+	bench_progress_row(workload, what, threads);
 }
 
 static void progress_done(void)
 {
 	bench_progress_end();
+}
+
+/* What a uspf row's config differs in from the defaults, for its label. */
+static const char *uspf_variant(const struct uspf_config *cfg, bool immap)
+{
+	if (!immap)
+		return cfg->anon_vma_at_mmap ? "anon_vma_at_mmap=on" : NULL;
+	if (cfg->anon_vma_at_mmap)
+		return cfg->immap_reorder ? "immap_reorder=on anon_vma_at_mmap=on" :
+					    "immap_reorder=off anon_vma_at_mmap=on";
+	return cfg->immap_reorder ? "immap_reorder=on" : "immap_reorder=off";
 }
 
 static int run_pft_threads(struct bench_report *rep, unsigned int threads)
@@ -439,14 +676,14 @@ static int run_pft_threads(struct bench_report *rep, unsigned int threads)
 	int ret;
 
 	if (o->references) {
-		progress("native", threads);
+		progress("pft", "native", threads);
 		row = bench_report_add(rep, BENCH_ROW_PFT);
 		if (!row)
 			return -ENOMEM;
 		ret = bench_native_run(o, threads, &row->pft);
 		if (ret)
 			return ret;
-		progress("naive", threads);
+		progress("pft", "naive", threads);
 		row = bench_report_add(rep, BENCH_ROW_PFT);
 		if (!row)
 			return -ENOMEM;
@@ -455,13 +692,14 @@ static int run_pft_threads(struct bench_report *rep, unsigned int threads)
 			return ret;
 	}
 	for (i = 0; i < o->nr_policies; i++) {
-		progress(uspf_policy_name(o->policies[i]), threads);
+		progress("pft", uspf_policy_name(o->policies[i]), threads);
 		row = bench_report_add(rep, BENCH_ROW_PFT);
 		if (!row)
 			return -ENOMEM;
 		ret = bench_pft_run(o, o->policies[i], threads, &row->pft);
 		if (ret)
 			return ret;
+		row->pft.variant = uspf_variant(&o->cfg, false);
 	}
 	return 0;
 }
@@ -483,6 +721,63 @@ static int run_pft(struct bench_report *rep)
 		return ret;
 	bench_report_ratios(rep);
 	return 0;
+}
+
+/* ---- the harness's workloads: page_fault1, malloc1, spf_test, execl, random ---- */
+
+static int work_row(struct bench_report *rep, const struct bench_wl *wl,
+		    enum bench_as_kind kind, const struct uspf_config *cfg,
+		    unsigned int threads)
+{
+	const struct bench_opts *o = rep->opts;
+	struct bench_row *row;
+
+	progress(wl->name, kind == BENCH_AS_NATIVE ? "native" :
+		 kind == BENCH_AS_NAIVE ? "naive" : uspf_policy_name(cfg->policy), threads);
+	row = bench_report_add(rep, BENCH_ROW_PFT);
+	if (!row)
+		return -ENOMEM;
+	if (kind == BENCH_AS_USPF)
+		row->pft.variant = uspf_variant(cfg, wl->id == BENCH_EXECL);
+	return bench_work_row(o, wl, kind, cfg, threads, &row->pft);
+}
+
+static int run_work_threads(struct bench_report *rep, const struct bench_wl *wl,
+			    unsigned int threads)
+{
+	const struct bench_opts *o = rep->opts;
+	struct uspf_config cfg = o->cfg;
+	unsigned int i;
+	int ret = 0;
+
+	if (o->references) {
+		ret = work_row(rep, wl, BENCH_AS_NATIVE, &cfg, threads);
+		if (!ret)
+			ret = work_row(rep, wl, BENCH_AS_NAIVE, &cfg, threads);
+	}
+	for (i = 0; i < o->nr_policies && !ret; i++) {
+		cfg.policy = o->policies[i];
+		if (wl->id == BENCH_EXECL && o->immap == BENCH_IMMAP_BOTH) {
+			cfg.immap_reorder = true;
+			ret = work_row(rep, wl, BENCH_AS_USPF, &cfg, threads);
+			cfg.immap_reorder = false;
+		}
+		if (!ret)
+			ret = work_row(rep, wl, BENCH_AS_USPF, &cfg, threads);
+		cfg.immap_reorder = o->cfg.immap_reorder;
+	}
+	return ret;
+}
+
+static int run_work(struct bench_report *rep, const struct bench_wl *wl)
+{
+	unsigned int i;
+	int ret = 0;
+
+	for (i = 0; i < rep->opts->nr_threads && !ret; i++)
+		ret = run_work_threads(rep, wl, rep->opts->threads[i]);
+	progress_done();
+	return ret;
 }
 
 /* ---- vmas ---- */
@@ -670,6 +965,7 @@ int cmd_bench(int argc, char **argv)
 {
 	struct bench_report rep = { 0 };
 	struct bench_opts o;
+	unsigned int i;
 	int ret;
 
 	ret = parse_args(argc, argv, &o);
@@ -677,19 +973,27 @@ int cmd_bench(int argc, char **argv)
 		return ret;
 	rep.opts = &o;
 	rep.cpus = online_cpus();
-	switch (o.workload) {
-	case BENCH_PFT:
-		ret = run_pft(&rep);
-		break;
-	case BENCH_VMAS:
-		ret = run_vmas(&rep);
-		break;
-	case BENCH_INDEX:
-		ret = run_index(&rep);
-		break;
+	ret = 0;
+	for (i = 0; i < o.nr_workloads && !ret; i++) {
+		switch (o.workloads[i]) {
+		case BENCH_PFT:
+			ret = run_pft(&rep);
+			break;
+		case BENCH_VMAS:
+			ret = run_vmas(&rep);
+			break;
+		case BENCH_INDEX:
+			ret = run_index(&rep);
+			break;
+		default:
+			ret = run_work(&rep, bench_wl_of(o.workloads[i]));
+			break;
+		}
 	}
-	if (!ret)
+	if (!ret) {
+		bench_report_ratios(&rep);
 		ret = bench_report_print(&rep, stdout);
+	}
 	if (!ret && o.plot)
 		ret = bench_plot_write(&rep);
 	bench_report_free(&rep);

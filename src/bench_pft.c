@@ -215,7 +215,7 @@ void bench_rates_fold(const double *rates, unsigned int n, struct bench_pft_row 
  */
 #define STATS_SETTLE_TRIES	200
 
-static int pft_settled_stats(struct uspf *u, uint64_t pages, struct uspf_stats *st)
+int bench_settled_stats(struct uspf *u, uint64_t pages, struct uspf_stats *st)
 {
 	uint64_t prev[USPF_NR_COUNTERS];
 	unsigned int i;
@@ -262,7 +262,7 @@ static int pft_iteration(const struct bench_opts *o, enum uspf_policy_id policy,
 	}
 	ret = bench_touch_run(base, o->size, threads, touch);
 	if (!ret)
-		ret = pft_settled_stats(u, touch->pages, st);
+		ret = bench_settled_stats(u, touch->pages, st);
 	ret2 = uspf_munmap(u, base, o->size);
 	if (ret2)
 		fprintf(stderr, "uspf bench: uspf_munmap: %s\n", strerror(-ret2));
@@ -271,7 +271,7 @@ static int pft_iteration(const struct bench_opts *o, enum uspf_policy_id policy,
 }
 
 /* Sum st into acc: counters and the handling-time histogram. */
-static void stats_accumulate(struct uspf_stats *acc, const struct uspf_stats *st)
+void bench_stats_accumulate(struct uspf_stats *acc, const struct uspf_stats *st)
 {
 	unsigned int i;
 
@@ -285,8 +285,8 @@ static void stats_accumulate(struct uspf_stats *acc, const struct uspf_stats *st
 	acc->user_mode_only = st->user_mode_only;
 }
 
-static void pft_fill_row(struct bench_pft_row *row, const struct uspf_stats *acc,
-			 const struct bench_hist *lat)
+void bench_pft_fill_row(struct bench_pft_row *row, const struct uspf_stats *acc,
+			const struct bench_hist *lat)
 {
 	uint64_t handled = 0;
 	unsigned int c;
@@ -338,10 +338,10 @@ int bench_pft_run(const struct bench_opts *o, enum uspf_policy_id policy,
 			goto out;
 		rates[it] = (double)touch->pages * 1e9 / (double)touch->wall_ns;
 		bench_hist_merge(lat, &touch->hist);
-		stats_accumulate(acc, st);
+		bench_stats_accumulate(acc, st);
 	}
 	bench_rates_fold(rates, o->iterations, row);
-	pft_fill_row(row, acc, lat);
+	bench_pft_fill_row(row, acc, lat);
 out:
 	free(rates);
 	free(lat);

@@ -81,11 +81,6 @@ void bench_row_latency(struct bench_pft_row *row, const struct bench_hist *lat)
 
 /* ---- rows ---- */
 
-const char *bench_row_workload(const struct bench_pft_row *row)
-{
-	return row->workload ? row->workload : "pft";
-}
-
 struct bench_row *bench_report_add(struct bench_report *rep, enum bench_row_kind kind)
 {
 	struct bench_row *rows, *row;
@@ -129,7 +124,8 @@ void bench_pft_row_counter(struct bench_pft_row *row, const char *name, uint64_t
 }
 
 static const struct bench_pft_row *find_ref(const struct bench_report *rep,
-					    const char *policy, unsigned int threads)
+					    const char *workload, const char *policy,
+					    unsigned int threads)
 {
 	size_t i;
 
@@ -137,7 +133,7 @@ static const struct bench_pft_row *find_ref(const struct bench_report *rep,
 		const struct bench_pft_row *r = &rep->rows[i].pft;
 
 		if (rep->rows[i].kind == BENCH_ROW_PFT && r->threads == threads &&
-		    !strcmp(r->policy, policy))
+		    !strcmp(r->policy, policy) && !strcmp(bench_row_workload(r), workload))
 			return r;
 	}
 	return NULL;
@@ -153,8 +149,8 @@ void bench_report_ratios(struct bench_report *rep)
 		if (rep->rows[i].kind != BENCH_ROW_PFT)
 			continue;
 		r = &rep->rows[i].pft;
-		native = find_ref(rep, "native", r->threads);
-		naive = find_ref(rep, "naive", r->threads);
+		native = find_ref(rep, bench_row_workload(r), "native", r->threads);
+		naive = find_ref(rep, bench_row_workload(r), "naive", r->threads);
 		if (native && native->hmean > 0)
 			r->ratio_native = r->hmean / native->hmean;
 		if (naive && naive->hmean > 0)
@@ -252,15 +248,53 @@ static void ratio_str(char *buf, size_t len, double ratio)
 		snprintf(buf, len, "%.3f", ratio);
 }
 
-static void table_pft_header(const struct bench_report *rep, FILE *out)
+/* The first header line of a harness workload (bench_work.c): its parameters. */
+static void table_work_desc(const struct bench_report *rep, const char *wl, FILE *out)
+{
+	const struct bench_opts *o = rep->opts;
+	char size[32], size2[32], run[48];
+
+	if (o->loops)
+		snprintf(run, sizeof(run), "%" PRIu64 " loops per thread", o->loops);
+	else
+		snprintf(run, sizeof(run), "%.3gs per run", (double)o->duration_ns / 1e9);
+	fprintf(out, "# uspf %s bench %s: ", PACKAGE_VERSION, wl);
+	if (!strcmp(wl, "page_fault1")) {
+		size_str(size, sizeof(size), o->map_size);
+		fprintf(out, "each thread maps %s, writes every page, unmaps, loops; %s", size, run);
+	} else if (!strcmp(wl, "malloc1")) {
+		size_str(size, sizeof(size), o->size);
+		size_str(size2, sizeof(size2), o->churn_size);
+		fprintf(out, "pft on one %s region beside %u thread%s mapping and unmapping %s (churn/s: pairs)",
+			size, o->churn_threads, o->churn_threads == 1 ? "" : "s", size2);
+	} else if (!strcmp(wl, "spf_test")) {
+		fprintf(out, "each loop maps %u regions of %u pages, writes each page, unmaps them; %s",
+			o->spf_vmas, o->spf_pages, run);
+	} else if (!strcmp(wl, "execl")) {
+		size_str(size, sizeof(size), o->file_size);
+		fprintf(out, "an address space per thread (references: a process) maps one %s file, writes %u pages, unmaps; %s",
+			size, o->touch_pages, run);
+	} else if (!strcmp(wl, "random")) {
+		size_str(size, sizeof(size), o->size);
+		fprintf(out, "one %s region, each thread's slice in a random order (seed %" PRIu64 ")",
+			size, o->seed);
+	}
+	fprintf(out, "; %u iteration%s, %u CPUs\n", o->iterations, o->iterations == 1 ? "" : "s",
+		rep->cpus);
+}
+
+static void table_pft_header(const struct bench_report *rep, const char *wl, FILE *out)
 {
 	const struct bench_opts *o = rep->opts;
 	char size[32];
 
 	size_str(size, sizeof(size), o->size);
-	fprintf(out, "# uspf %s bench pft: one %s MAP_PRIVATE region, %zu pages, %u iteration%s, %u CPUs\n",
-		PACKAGE_VERSION, size, o->size / bench_page_size(), o->iterations,
-		o->iterations == 1 ? "" : "s", rep->cpus);
+	if (strcmp(wl, "pft"))
+		table_work_desc(rep, wl, out);
+	else
+		fprintf(out, "# uspf %s bench pft: one %s MAP_PRIVATE region, %zu pages, %u iteration%s, %u CPUs\n",
+			PACKAGE_VERSION, size, o->size / bench_page_size(), o->iterations,
+			o->iterations == 1 ? "" : "s", rep->cpus);
 	fprintf(out, "# faults/s: Hmean over iterations; faults/s/cpu: Hmean / threads;\n"
 		"# spread: min-max faults/s over iterations; CoV%%: their stddev / mean, in percent;\n"
 		"# p50/p90/p99/max: ns per touch seen by the faulting threads;\n"
@@ -288,6 +322,14 @@ static void table_pft_row(const struct bench_pft_row *r, FILE *out)
 		bench_row_workload(r), r->policy, r->threads, r->faults, r->hmean,
 		r->hmean / r->threads, spread, r->cov_pct, r->p50_ns, r->p90_ns,
 		r->p99_ns, r->max_ns, rn, rv);
+	if (r->variant || r->ops_name) {
+		fprintf(out, "%*s", TABLE_INDENT - 1, "");
+		if (r->variant)
+			fprintf(out, " %s", r->variant);
+		if (r->ops_name)
+			fprintf(out, " %s/s=%.0f", r->ops_name, r->ops_per_sec);
+		fprintf(out, "\n");
+	}
 	if (r->intake) {
 		fprintf(out, "%*s handlers=%u intake=%s%s", TABLE_INDENT, "", r->handlers,
 			r->intake, r->user_mode_only ? " user-mode-only" : "");
@@ -313,13 +355,13 @@ static void table_vmas_header(const struct bench_report *rep, FILE *out)
 	fprintf(out, "# uspf %s bench vmas: uspf_mmap N one-page regions, then uspf_munmap each; %u CPUs\n"
 		"# ns/op: wall time / N (flat across N: no quadratic cost); model vmas: uspf_stats().vmas after the maps\n",
 		PACKAGE_VERSION, rep->cpus);
-	fprintf(out, "%-8s %-13s %9s %13s %13s %11s\n",
+	fprintf(out, "%-11s %-13s %9s %13s %13s %11s\n",
 		"workload", "policy", "n", "map ns/op", "unmap ns/op", "model vmas");
 }
 
 static void table_vmas_row(const struct bench_vmas_row *r, FILE *out)
 {
-	fprintf(out, "%-8s %-13s %9zu %13.0f %13.0f %11" PRIu64 "\n",
+	fprintf(out, "%-11s %-13s %9zu %13.0f %13.0f %11" PRIu64 "\n",
 		"vmas", r->policy, r->n, r->map_ns, r->unmap_ns, r->model_vmas);
 }
 
@@ -327,34 +369,47 @@ static void table_index_header(const struct bench_report *rep, FILE *out)
 {
 	fprintf(out, "# uspf %s bench index: the VMA index alone, n entries, seed %" PRIu64 "; ns per operation\n",
 		PACKAGE_VERSION, rep->opts->seed);
-	fprintf(out, "%-8s %10s %11s %11s %11s\n",
+	fprintf(out, "%-11s %10s %11s %11s %11s\n",
 		"workload", "n", "insert ns", "lookup ns", "erase ns");
 }
 
 static void table_index_row(const struct bench_index_row *r, FILE *out)
 {
-	fprintf(out, "%-8s %10zu %11.1f %11.1f %11.1f\n",
+	fprintf(out, "%-11s %10zu %11.1f %11.1f %11.1f\n",
 		"index", r->n, r->insert_ns, r->lookup_ns, r->erase_ns);
+}
+
+/* A workload's header before its first row (rows come grouped by workload). */
+static void table_group_header(const struct bench_report *rep, size_t i, FILE *out)
+{
+	const struct bench_row *row = &rep->rows[i], *prev = i ? &rep->rows[i - 1] : NULL;
+
+	if (prev && prev->kind == row->kind && (row->kind != BENCH_ROW_PFT ||
+	    !strcmp(bench_row_workload(&prev->pft), bench_row_workload(&row->pft))))
+		return;
+	if (prev)
+		fprintf(out, "\n");
+	switch (row->kind) {
+	case BENCH_ROW_PFT:
+		table_pft_header(rep, bench_row_workload(&row->pft), out);
+		break;
+	case BENCH_ROW_VMAS:
+		table_vmas_header(rep, out);
+		break;
+	case BENCH_ROW_INDEX:
+		table_index_header(rep, out);
+		break;
+	}
 }
 
 static void print_table(const struct bench_report *rep, FILE *out)
 {
 	size_t i;
 
-	switch (rep->opts->workload) {
-	case BENCH_PFT:
-		table_pft_header(rep, out);
-		break;
-	case BENCH_VMAS:
-		table_vmas_header(rep, out);
-		break;
-	case BENCH_INDEX:
-		table_index_header(rep, out);
-		break;
-	}
 	for (i = 0; i < rep->nr_rows; i++) {
 		const struct bench_row *row = &rep->rows[i];
 
+		table_group_header(rep, i, out);
 		switch (row->kind) {
 		case BENCH_ROW_PFT:
 			table_pft_row(&row->pft, out);
@@ -401,6 +456,11 @@ static void json_pft_row(const struct bench_pft_row *r, FILE *out)
 
 	fprintf(out, "{\"workload\": ");
 	json_str(out, bench_row_workload(r));
+	fprintf(out, ", \"variant\": ");
+	if (r->variant)
+		json_str(out, r->variant);
+	else
+		fprintf(out, "null");
 	fprintf(out, ", \"policy\": ");
 	json_str(out, r->policy);
 	fprintf(out, ", \"threads\": %u, \"handlers\": %u, \"intake\": ", r->threads, r->handlers);
@@ -439,6 +499,12 @@ static void json_pft_row(const struct bench_pft_row *r, FILE *out)
 	json_num(out, r->ratio_native, 4);
 	fprintf(out, ", \"ratio_naive\": ");
 	json_num(out, r->ratio_naive, 4);
+	if (r->ops_name) {
+		fprintf(out, ", \"ops_name\": ");
+		json_str(out, r->ops_name);
+		fprintf(out, ", \"ops_per_sec\": ");
+		json_num(out, r->ops_per_sec, 1);
+	}
 	fprintf(out, "}");
 }
 
@@ -464,30 +530,27 @@ static void json_index_row(const struct bench_index_row *r, FILE *out)
 	fprintf(out, "}");
 }
 
-static const char *workload_name(enum bench_workload w)
-{
-	switch (w) {
-	case BENCH_PFT:
-		return "pft";
-	case BENCH_VMAS:
-		return "vmas";
-	case BENCH_INDEX:
-		return "index";
-	}
-	return "?";
-}
-
 static void json_header(const struct bench_report *rep, FILE *out)
 {
 	const struct bench_opts *o = rep->opts;
+	bool faults = false;
+	unsigned int i;
 
 	fprintf(out, "{\"uspf_version\": ");
 	json_str(out, PACKAGE_VERSION);
-	fprintf(out, ", \"machine\": {\"cpus\": %u, \"page_size\": %zu}, \"workload\": \"%s\"",
-		rep->cpus, bench_page_size(), workload_name(o->workload));
-	if (o->workload == BENCH_PFT)
+	fprintf(out, ", \"machine\": {\"cpus\": %u, \"page_size\": %zu}, \"workload\": \"",
+		rep->cpus, bench_page_size());
+	for (i = 0; i < o->nr_workloads; i++)
+		fprintf(out, "%s%s", i ? "," : "", bench_workload_name(o->workloads[i]));
+	fprintf(out, "\", \"workloads\": [");
+	for (i = 0; i < o->nr_workloads; i++)
+		fprintf(out, "%s\"%s\"", i ? ", " : "", bench_workload_name(o->workloads[i]));
+	fprintf(out, "]");
+	for (i = 0; i < o->nr_workloads; i++)
+		faults |= o->workloads[i] != BENCH_VMAS && o->workloads[i] != BENCH_INDEX;
+	if (faults)
 		fprintf(out, ", \"size\": %zu, \"iterations\": %u, \"notes\": {"
-			"\"faults\": \"pages touched per iteration\", "
+			"\"faults\": \"pages touched per iteration (timed workloads: the mean)\", "
 			"\"faults_per_sec\": \"harmonic mean over iterations\", "
 			"\"spread\": \"min, max, sample stddev of faults_per_sec over iterations; "
 			"cov_pct: stddev / arithmetic mean, in percent\", "
@@ -497,13 +560,22 @@ static void json_header(const struct bench_report *rep, FILE *out)
 			"log2/8 buckets, lower edge\", "
 			"\"counters\": \"every counter the row's runner keeps, totals over all iterations\", "
 			"\"ratio_native\": \"faults_per_sec / native's at the same threads\", "
-			"\"ratio_naive\": \"faults_per_sec / naive's at the same threads\"}",
+			"\"ratio_naive\": \"faults_per_sec / naive's at the same threads\", "
+			"\"ops_per_sec\": \"ops_name per second over the same wall time, Hmean\"}",
 			o->size, o->iterations);
-	if (o->workload == BENCH_INDEX)
-		fprintf(out, ", \"seed\": %" PRIu64, o->seed);
+	fprintf(out, ", \"seed\": %" PRIu64, o->seed);
+	if (faults)
+		fprintf(out, ", \"params\": {\"duration_s\": %.3f, \"loops\": %" PRIu64
+			", \"map_size\": %zu, \"churn_threads\": %u, \"churn_size\": %zu"
+			", \"spf_vmas\": %u, \"spf_pages\": %u, \"file_size\": %zu"
+			", \"touch_pages\": %u, \"immap_reorder\": \"%s\"}",
+			(double)o->duration_ns / 1e9, o->loops, o->map_size, o->churn_threads,
+			o->churn_size, o->spf_vmas, o->spf_pages, o->file_size, o->touch_pages,
+			o->immap == BENCH_IMMAP_BOTH ? "both" : o->immap == BENCH_IMMAP_ON ? "on" : "off");
 	fprintf(out, ", \"config\": {\"handlers\": %u, \"intake\": ", o->cfg.handlers);
 	json_str(out, uspf_intake_name(o->cfg.intake));
-	fprintf(out, ", \"fault_around\": %u}", o->cfg.fault_around);
+	fprintf(out, ", \"fault_around\": %u, \"anon_vma_at_mmap\": %s}", o->cfg.fault_around,
+		o->cfg.anon_vma_at_mmap ? "true" : "false");
 }
 
 static void print_json(const struct bench_report *rep, FILE *out)
@@ -536,8 +608,8 @@ static void print_json(const struct bench_report *rep, FILE *out)
 #define CSV_MAX_COUNTERS	(2 * BENCH_MAX_COUNTERS)
 
 static const char *const csv_pft_columns[] = {
-	"workload", "policy", "threads", "handlers", "intake", "user_mode_only",
-	"iterations", "faults", "faults_per_sec", "faults_per_sec_per_cpu",
+	"workload", "policy", "variant", "threads", "handlers", "intake", "user_mode_only",
+	"iterations", "ops_name", "ops_per_sec", "faults", "faults_per_sec", "faults_per_sec_per_cpu",
 	"faults_per_sec_min", "faults_per_sec_max", "faults_per_sec_stddev",
 	"faults_per_sec_cov_pct", "latency_p50_ns", "latency_p90_ns",
 	"latency_p99_ns", "latency_max_ns", "handler_p50_ns", "handler_p90_ns",
@@ -629,10 +701,20 @@ static void csv_pft_row(const struct bench_report *rep, const struct bench_pft_r
 	csv_str(out, bench_row_workload(r));
 	fputc(',', out);
 	csv_str(out, r->policy);
+	fputc(',', out);
+	if (r->variant)
+		csv_str(out, r->variant);
 	fprintf(out, ",%u,%u,", r->threads, r->handlers);
 	if (r->intake)
 		csv_str(out, r->intake);
-	fprintf(out, ",%d,%u,%" PRIu64, r->user_mode_only, rep->opts->iterations, r->faults);
+	fprintf(out, ",%d,%u,", r->user_mode_only, rep->opts->iterations);
+	if (r->ops_name)
+		csv_str(out, r->ops_name);
+	if (r->ops_name)
+		csv_num(out, r->ops_per_sec, 1);
+	else
+		fputc(',', out);
+	fprintf(out, ",%" PRIu64, r->faults);
 	csv_num(out, r->hmean, 1);
 	csv_num(out, r->hmean / r->threads, 1);
 	csv_num(out, r->min, 1);

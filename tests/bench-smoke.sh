@@ -4,10 +4,13 @@
 # bench-smoke.sh - smoke test of `uspf bench` (and the command's dispatch):
 # a tiny pft run in JSON with every expected row present and non-zero, the
 # table format, CSV (one header, a consistent column count, numeric fields),
-# --plot (a non-empty SVG; skipped without gnuplot), the vmas and index
-# workloads, --help, and usage errors (exit 2 with one line on stderr).  The
-# JSON checks need python3 and are skipped without it.  Not a timed
-# assertion.
+# --plot (a non-empty SVG; skipped without gnuplot), every other workload
+# (page_fault1, malloc1, spf_test, execl, random: tiny sizes, short runs,
+# every policy and both references, each row's faults and counters sane;
+# --workload lists and all), the vmas and index workloads, --help, and
+# usage errors (exit 2 with one line on stderr).  The JSON checks need
+# python3 and are skipped without it.  Not a timed assertion: no figure is
+# compared with another.
 #
 # Automake test protocol: exit 0 pass, 77 skip, 1 fail.  USPF_BIN names the
 # built command (set by the Makefile); default ./uspf.
@@ -44,7 +47,7 @@ run() {
 }
 
 # ---- pft, JSON: every row present, every rate positive ----
-run bench --size 4M --iterations 1 --threads 1,2 --format json ||
+run bench --workload pft --size 4M --iterations 1 --threads 1,2 --format json ||
 	fail "bench --format json exited $? ($(cat "$TMP/err"))"
 [ -z "$HAVE_PYTHON" ] || python3 - "$TMP/out" <<'EOF' || fail "pft JSON check"
 import json, sys
@@ -81,7 +84,7 @@ print("pft JSON: %d rows ok" % len(rows))
 EOF
 
 # ---- pft, table ----
-run bench --size 1M --iterations 1 --threads 1 --policy spf ||
+run bench --workload pft --size 1M --iterations 1 --threads 1 --policy spf ||
 	fail "bench (table) exited $? ($(cat "$TMP/err"))"
 grep -q 'Hmean faults/s' "$TMP/out" || fail "table has no header"
 for policy in native naive spf; do
@@ -90,18 +93,18 @@ done
 
 # ---- pft, CSV: one header, one line per row, the same column count on
 # every line, numeric fields numeric (or empty: no such value) ----
-run bench --size 1M --iterations 1 --threads 1,2 --policy spf --format csv ||
+run bench --workload pft --size 1M --iterations 1 --threads 1,2 --policy spf --format csv ||
 	fail "bench --format csv exited $? ($(cat "$TMP/err"))"
 awk -F, '
 NR == 1 {
-	if ($1 != "workload" || $2 != "policy" || $3 != "threads")
-		bad("header starts " $1 "," $2 "," $3)
+	if ($1 != "workload" || $2 != "policy")
+		bad("header starts " $1 "," $2)
 	cols = NF
 	for (i = 1; i <= NF; i++) {
 		col[$i] = i
 		name[i] = $i
 	}
-	for (i = split("faults_per_sec faults_per_sec_per_cpu faults_per_sec_cov_pct latency_p90_ns latency_max_ns ratio_native ratio_naive counter_pages counter_minflt", want, " "); i > 0; i--)
+	for (i = split("threads variant ops_per_sec faults_per_sec faults_per_sec_per_cpu faults_per_sec_cov_pct latency_p90_ns latency_max_ns ratio_native ratio_naive counter_pages counter_minflt", want, " "); i > 0; i--)
 		if (!(want[i] in col))
 			bad("no column " want[i])
 	next
@@ -111,7 +114,8 @@ function bad(msg) { print "csv line " NR ": " msg; failed = 1; exit 1 }
 	if (NF != cols)
 		bad(NF " fields, header has " cols)
 	for (i = 1; i <= NF; i++) {
-		if (name[i] == "workload" || name[i] == "policy" || name[i] == "intake")
+		if (name[i] == "workload" || name[i] == "policy" || name[i] == "intake" ||
+		    name[i] == "variant" || name[i] == "ops_name")
 			continue
 		if ($i != "" && $i !~ /^-?[0-9]+(\.[0-9]+)?$/)
 			bad(name[i] " is \"" $i "\"")
@@ -140,7 +144,7 @@ run bench --workload index --index-sizes 100 --format csv ||
 
 # ---- --plot: an SVG from gnuplot, if there is one ----
 if command -v gnuplot >/dev/null 2>&1; then
-	run bench --size 1M --iterations 1 --threads 1,2 --policy spf --format csv \
+	run bench --workload pft --size 1M --iterations 1 --threads 1,2 --policy spf --format csv \
 		--plot "$TMP/plot.svg" || fail "bench --plot exited $? ($(cat "$TMP/err"))"
 	[ -s "$TMP/plot.svg" ] || fail "--plot wrote no $TMP/plot.svg"
 	grep -q '<svg' "$TMP/plot.svg" || fail "--plot wrote no SVG"
@@ -159,6 +163,93 @@ rc=$?
 [ -s "$TMP/out" ] && fail "--plot without gnuplot wrote to stdout"
 [ -e "$TMP/none.svg" ] && fail "--plot without gnuplot wrote a plot"
 cat "$TMP/err" >&2
+# ---- the harness's workloads, tiny: every row there, faults and counters sane ----
+run bench --workload page_fault1,malloc1,spf_test,execl,random --size 1M \
+	--map-size 256K --churn-size 1M --file-size 64K --touch-pages 4 \
+	--duration 0.05 --iterations 1 --threads 1,2 --format json ||
+	fail "bench (harness workloads) exited $? ($(cat "$TMP/err"))"
+[ -z "$HAVE_PYTHON" ] || python3 - "$TMP/out" <<'EOF' || fail "harness workloads JSON check"
+import json, sys
+doc = json.load(open(sys.argv[1]))
+assert doc["workloads"] == ["page_fault1", "malloc1", "spf_test", "execl", "random"], doc["workloads"]
+rows = doc["results"]
+policies = ("spf", "mmap-lock", "spf-adaptive", "pervma-rwsem", "pervma-refcnt")
+ops = {"page_fault1": "loops", "malloc1": "churn", "spf_test": "loops", "execl": "maps", "random": None}
+for wl in doc["workloads"]:
+    for threads in (1, 2):
+        for policy in ("native", "naive") + policies:
+            hits = [r for r in rows if r["workload"] == wl and r["policy"] == policy
+                    and r["threads"] == threads]
+            want = 2 if wl == "execl" and policy in policies else 1
+            assert len(hits) == want, "%d rows for %s %s/%d threads" % (len(hits), wl, policy, threads)
+            for r in hits:
+                where = "%s %s/%d %s" % (wl, policy, threads, r["variant"])
+                assert r["faults"] > 0, where
+                assert r["faults_per_sec"] > 0 and r["faults_per_sec_per_cpu"] > 0, where
+                assert r["spread"]["min"] <= r["faults_per_sec"] <= r["spread"]["max"] * 1.000001, where
+                assert 0 < r["latency_ns"]["p50"] <= r["latency_ns"]["p99"], where
+                assert r["ratio_native"] > 0 and r["ratio_naive"] > 0, where
+                assert r.get("ops_name") == ops[wl], where
+                if ops[wl]:
+                    assert r["ops_per_sec"] >= 0, where
+                c = r["counters"]
+                if policy == "native":
+                    assert c.get("minflt", 0) > 0, where
+                elif policy == "naive":
+                    assert r["handlers"] == 1, where
+                    assert c.get("pages", 0) + c.get("eexist", 0) >= r["faults"], where
+                else:
+                    assert c.get("pages", 0) >= r["faults"], where
+                    assert c.get("faults_ended") == c.get("faults"), where
+                if wl == "execl" and policy in policies:
+                    assert r["variant"] in ("immap_reorder=on", "immap_reorder=off"), where
+                    assert c.get("i_mmap_locks", 0) > 0 and c.get("i_mmap_hold_ns", 0) > 0, where
+                if wl == "spf_test" and policy == "spf":
+                    # anon_vma prepared lazily: at least the first fault fell back for it
+                    assert c.get("spf_abort_no_anon_vma", 0) > 0, where
+                    assert c.get("anon_vma_prepare", 0) > 0, where
+    if wl == "execl":
+        variants = set(r["variant"] for r in rows if r["workload"] == wl and r["policy"] == "spf")
+        assert variants == {"immap_reorder=on", "immap_reorder=off"}, variants
+print("harness workloads JSON: %d rows ok" % len(rows))
+EOF
+
+# ---- spf_test with anon_vma at mmap time: no first-fault fallback for it ----
+run bench --workload spf_test --anon-vma-at-mmap --policy spf,pervma-rwsem --threads 2 \
+	--loops 5 --iterations 1 --format json ||
+	fail "bench --anon-vma-at-mmap exited $? ($(cat "$TMP/err"))"
+[ -z "$HAVE_PYTHON" ] || python3 - "$TMP/out" <<'EOF' || fail "--anon-vma-at-mmap JSON check"
+import json, sys
+doc = json.load(open(sys.argv[1]))
+assert doc["config"]["anon_vma_at_mmap"] is True
+for r in doc["results"]:
+    # 5 loops x 2 mappings x 10 pages, per thread
+    assert r["faults"] == 200, r
+    if r["policy"] in ("native", "naive"):
+        continue
+    c = r["counters"]
+    assert r["variant"] == "anon_vma_at_mmap=on", r
+    assert c.get("pages", 0) >= 200, r
+    assert c.get("spf_abort_no_anon_vma", 0) == 0 and c.get("anon_vma_prepare", 0) == 0, r
+print("anon_vma_at_mmap: ok")
+EOF
+
+# ---- --workload all (tiny), table: every workload's header and rows ----
+run bench --workload all --policy spf --threads 1 --iterations 1 --size 256K \
+	--map-size 64K --churn-size 64K --file-size 16K --touch-pages 2 --duration 0.02 \
+	--vmas 10 --index-sizes 100 ||
+	fail "bench --workload all exited $? ($(cat "$TMP/err"))"
+for wl in pft page_fault1 malloc1 spf_test execl random vmas index; do
+	grep -q "^# uspf .* bench $wl: " "$TMP/out" || fail "--workload all: no $wl header"
+	grep -q "^$wl " "$TMP/out" || fail "--workload all: no $wl row"
+done
+for wl in pft page_fault1 malloc1 spf_test execl random; do
+	for policy in native naive spf; do
+		grep -q "^$wl *$policy " "$TMP/out" || fail "--workload all: no $wl $policy row"
+	done
+done
+grep -q 'immap_reorder=off' "$TMP/out" || fail "--workload all: no execl row without the reordering"
+grep -q 'churn/s=' "$TMP/out" || fail "--workload all: no churn rate"
 
 # ---- vmas, small N ----
 run bench --workload vmas --vmas 10,100 --format json ||
@@ -213,6 +304,21 @@ usage_error --plot bench --plot "$TMP/no/such/dir/out.svg"
 usage_error --plot bench --workload vmas --plot "$TMP/out.svg"
 usage_error --policy bench --policy nope
 usage_error --workload bench --workload nope
+usage_error --workload bench --workload pft,
+usage_error --workload bench --workload pft,nope
+usage_error --duration bench --duration 0
+usage_error --duration bench --duration 1x
+usage_error --loops bench --loops -1
+usage_error --map-size bench --map-size 3X
+usage_error --churn-threads bench --churn-threads 2000
+usage_error --churn-size bench --churn-size 0
+usage_error --spf-vmas bench --spf-vmas 0
+usage_error --spf-pages bench --spf-pages 100000
+usage_error --file-size bench --file-size 2G
+usage_error --touch-pages bench --touch-pages 0
+usage_error --touch-pages bench --workload execl --file-size 16K --touch-pages 5
+usage_error --immap-reorder bench --immap-reorder maybe
+usage_error --size bench --workload malloc1 --size 4K --threads 2
 usage_error --intake bench --intake nope
 usage_error --fault-around bench --fault-around 100000
 usage_error --bogus bench --bogus
