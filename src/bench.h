@@ -89,6 +89,7 @@ struct bench_opts {
 	unsigned int touch_pages;	/* execl: pages written per mapping */
 	enum bench_immap immap;		/* execl: reorder on, off or both */
 	const char *plot;		/* --plot FILE (.svg or .png), or NULL */
+	int pm_qos_us;			/* --pm-qos: cpu_dma_latency to hold; -1: off */
 };
 
 /* ---- latency histogram: log2 buckets of ns, 8 linear sub-buckets each ---- */
@@ -159,6 +160,7 @@ struct bench_pft_row {
 	struct bench_counter counters[BENCH_MAX_COUNTERS];	/* totals, every one */
 	unsigned int nr_counters;
 	double ratio_native, ratio_naive;	/* NaN where no reference */
+	double ratio_raw;		/* uspf rows of pft: faults/s / raw's (NaN: none) */
 	const char *ops_name;		/* NULL, or what ops_per_sec counts */
 	double ops_per_sec;		/* e.g. churn map+unmap pairs/s, Hmean */
 };
@@ -193,6 +195,7 @@ struct bench_row {
 struct bench_report {
 	const struct bench_opts *opts;
 	unsigned int cpus;
+	char pm_qos[160];		/* what --pm-qos did, for the header */
 	struct bench_row *rows;
 	size_t nr_rows, cap_rows;
 };
@@ -242,6 +245,12 @@ int bench_touch_run(char *base, size_t size, unsigned int threads,
 /* One pft row (all iterations) per call. */
 int bench_pft_run(const struct bench_opts *o, enum uspf_policy_id policy,
 		  unsigned int threads, struct bench_pft_row *row);
+/*
+ * The raw reference: pft on a uspf runtime with the same configuration
+ * (intake, handlers, fault-around) whose faults skip the model
+ * (runtime_set_raw()): what a policy adds over it is its protocol.
+ */
+int bench_raw_run(const struct bench_opts *o, unsigned int threads, struct bench_pft_row *row);
 int bench_native_run(const struct bench_opts *o, unsigned int threads,
 		     struct bench_pft_row *row);
 int bench_naive_run(const struct bench_opts *o, unsigned int threads,

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "runtime.h"
 
 uint64_t bench_now_ns(void)
 {
@@ -235,7 +236,7 @@ int bench_settled_stats(struct uspf *u, uint64_t pages, struct uspf_stats *st)
 	return ret;
 }
 
-static int pft_iteration(const struct bench_opts *o, enum uspf_policy_id policy,
+static int pft_iteration(const struct bench_opts *o, enum uspf_policy_id policy, bool raw,
 			 unsigned int threads, struct bench_touch *touch,
 			 struct uspf_stats *st)
 {
@@ -260,6 +261,8 @@ static int pft_iteration(const struct bench_opts *o, enum uspf_policy_id policy,
 		uspf_destroy(u);
 		return ret;
 	}
+	if (raw)
+		runtime_set_raw(u, (unsigned long)base, (unsigned long)base + o->size);
 	ret = bench_touch_run(base, o->size, threads, touch);
 	if (!ret)
 		ret = bench_settled_stats(u, touch->pages, st);
@@ -309,8 +312,8 @@ void bench_pft_fill_row(struct bench_pft_row *row, const struct uspf_stats *acc,
 				      acc->counters[c]);
 }
 
-int bench_pft_run(const struct bench_opts *o, enum uspf_policy_id policy,
-		  unsigned int threads, struct bench_pft_row *row)
+static int pft_run(const struct bench_opts *o, enum uspf_policy_id policy, bool raw,
+		   unsigned int threads, struct bench_pft_row *row)
 {
 	struct bench_touch *touch;
 	struct uspf_stats *st, *acc;
@@ -328,12 +331,12 @@ int bench_pft_run(const struct bench_opts *o, enum uspf_policy_id policy,
 		fprintf(stderr, "uspf bench: %s\n", strerror(ENOMEM));
 		goto out;
 	}
-	row->policy = uspf_policy_name(policy);
+	row->policy = raw ? "raw" : uspf_policy_name(policy);
 	row->threads = threads;
 	row->faults = o->size / bench_page_size();
 	for (it = 0; it < o->iterations; it++) {
 		bench_progress_iteration(it, o->iterations);
-		ret = pft_iteration(o, policy, threads, touch, st);
+		ret = pft_iteration(o, policy, raw, threads, touch, st);
 		if (ret)
 			goto out;
 		rates[it] = (double)touch->pages * 1e9 / (double)touch->wall_ns;
@@ -349,4 +352,15 @@ out:
 	free(st);
 	free(touch);
 	return ret;
+}
+
+int bench_pft_run(const struct bench_opts *o, enum uspf_policy_id policy,
+		  unsigned int threads, struct bench_pft_row *row)
+{
+	return pft_run(o, policy, false, threads, row);
+}
+
+int bench_raw_run(const struct bench_opts *o, unsigned int threads, struct bench_pft_row *row)
+{
+	return pft_run(o, USPF_POLICY_SPF, true, threads, row);
 }

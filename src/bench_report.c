@@ -102,6 +102,7 @@ struct bench_row *bench_report_add(struct bench_report *rep, enum bench_row_kind
 	if (kind == BENCH_ROW_PFT) {
 		row->pft.ratio_native = NAN;
 		row->pft.ratio_naive = NAN;
+		row->pft.ratio_raw = NAN;
 	}
 	return row;
 }
@@ -141,7 +142,7 @@ static const struct bench_pft_row *find_ref(const struct bench_report *rep,
 
 void bench_report_ratios(struct bench_report *rep)
 {
-	const struct bench_pft_row *native, *naive;
+	const struct bench_pft_row *native, *naive, *raw;
 	struct bench_pft_row *r;
 	size_t i;
 
@@ -155,6 +156,11 @@ void bench_report_ratios(struct bench_report *rep)
 			r->ratio_native = r->hmean / native->hmean;
 		if (naive && naive->hmean > 0)
 			r->ratio_naive = r->hmean / naive->hmean;
+		/* The protocol's cost: a policy against the same handlers with no model. */
+		raw = r->intake && strcmp(r->policy, "raw") && strcmp(r->policy, "naive") ?
+		      find_ref(rep, bench_row_workload(r), "raw", r->threads) : NULL;
+		if (raw && raw->hmean > 0)
+			r->ratio_raw = r->hmean / raw->hmean;
 	}
 }
 
@@ -301,6 +307,11 @@ static void table_pft_header(const struct bench_report *rep, const char *wl, FIL
 		"# vs native / vs naive: faults/s / the reference's at the same thread count;\n"
 		"# counters: totals over all iterations, non-zero ones (uspf_stats; naive: its own;\n"
 		"# native: getrusage minflt); --format json or csv gives every counter\n");
+	if (!strcmp(wl, "pft") && o->references)
+		fprintf(out, "# raw: uspf's handlers with no model; vs_raw: a policy's faults/s / raw's\n");
+	fprintf(out, "# uspf: fault-around %u page%s, handlers %u (0: one per CPU), intake %s; "
+		"cpu_dma_latency %s\n", o->cfg.fault_around, o->cfg.fault_around == 1 ? "" : "s",
+		o->cfg.handlers, uspf_intake_name(o->cfg.intake), rep->pm_qos);
 	fprintf(out, "%-11s %-13s %7s %9s %14s %13s %23s %6s %9s %9s %9s %10s %9s %9s\n",
 		"workload", "policy", "threads", "faults", "Hmean faults/s",
 		"faults/s/cpu", "spread (min-max)", "CoV%", "p50 ns", "p90 ns",
@@ -338,6 +349,8 @@ static void table_pft_row(const struct bench_pft_row *r, FILE *out)
 				" handle_p99_ns=%" PRIu64 " handle_max_ns=%" PRIu64,
 				r->handler_p50_ns, r->handler_p90_ns, r->handler_p99_ns,
 				r->handler_max_ns);
+		if (isfinite(r->ratio_raw))
+			fprintf(out, " vs_raw=%.3f", r->ratio_raw);
 		fprintf(out, "\n");
 	}
 	for (i = 0, shown = 0; i < r->nr_counters; i++) {
@@ -499,6 +512,8 @@ static void json_pft_row(const struct bench_pft_row *r, FILE *out)
 	json_num(out, r->ratio_native, 4);
 	fprintf(out, ", \"ratio_naive\": ");
 	json_num(out, r->ratio_naive, 4);
+	fprintf(out, ", \"ratio_raw\": ");
+	json_num(out, r->ratio_raw, 4);
 	if (r->ops_name) {
 		fprintf(out, ", \"ops_name\": ");
 		json_str(out, r->ops_name);
@@ -561,6 +576,7 @@ static void json_header(const struct bench_report *rep, FILE *out)
 			"\"counters\": \"every counter the row's runner keeps, totals over all iterations\", "
 			"\"ratio_native\": \"faults_per_sec / native's at the same threads\", "
 			"\"ratio_naive\": \"faults_per_sec / naive's at the same threads\", "
+			"\"ratio_raw\": \"pft uspf rows: faults_per_sec / raw's (same handlers, no model)\", "
 			"\"ops_per_sec\": \"ops_name per second over the same wall time, Hmean\"}",
 			o->size, o->iterations);
 	fprintf(out, ", \"seed\": %" PRIu64, o->seed);
@@ -574,8 +590,11 @@ static void json_header(const struct bench_report *rep, FILE *out)
 			o->immap == BENCH_IMMAP_BOTH ? "both" : o->immap == BENCH_IMMAP_ON ? "on" : "off");
 	fprintf(out, ", \"config\": {\"handlers\": %u, \"intake\": ", o->cfg.handlers);
 	json_str(out, uspf_intake_name(o->cfg.intake));
-	fprintf(out, ", \"fault_around\": %u, \"anon_vma_at_mmap\": %s}", o->cfg.fault_around,
-		o->cfg.anon_vma_at_mmap ? "true" : "false");
+	fprintf(out, ", \"fault_around\": %u, \"anon_vma_at_mmap\": %s, \"pm_qos_us\": %d, "
+		"\"cpu_dma_latency\": ", o->cfg.fault_around,
+		o->cfg.anon_vma_at_mmap ? "true" : "false", o->pm_qos_us);
+	json_str(out, rep->pm_qos);
+	fprintf(out, "}");
 }
 
 static void print_json(const struct bench_report *rep, FILE *out)
@@ -613,7 +632,7 @@ static const char *const csv_pft_columns[] = {
 	"faults_per_sec_min", "faults_per_sec_max", "faults_per_sec_stddev",
 	"faults_per_sec_cov_pct", "latency_p50_ns", "latency_p90_ns",
 	"latency_p99_ns", "latency_max_ns", "handler_p50_ns", "handler_p90_ns",
-	"handler_p99_ns", "handler_max_ns", "ratio_native", "ratio_naive",
+	"handler_p99_ns", "handler_max_ns", "ratio_native", "ratio_naive", "ratio_raw",
 };
 
 static const char *const csv_vmas_columns[] = {
@@ -731,6 +750,7 @@ static void csv_pft_row(const struct bench_report *rep, const struct bench_pft_r
 		fputs(",,,,", out);
 	csv_num(out, r->ratio_native, 4);
 	csv_num(out, r->ratio_naive, 4);
+	csv_num(out, r->ratio_raw, 4);
 	for (i = 0; i < nr_counters; i++) {
 		fputc(',', out);
 		for (c = 0; c < r->nr_counters; c++) {

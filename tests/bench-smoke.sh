@@ -56,7 +56,7 @@ for key in ("uspf_version", "machine", "results"):
     assert key in doc, "missing top-level key %s" % key
 assert doc["machine"]["cpus"] >= 1
 rows = doc["results"]
-for policy in ("spf", "mmap-lock", "native", "naive"):
+for policy in ("spf", "mmap-lock", "native", "naive", "raw"):
     for threads in (1, 2):
         hits = [r for r in rows if r["policy"] == policy and r["threads"] == threads]
         assert len(hits) == 1, "%d rows for %s/%d threads" % (len(hits), policy, threads)
@@ -76,6 +76,14 @@ for policy in ("spf", "mmap-lock", "native", "naive"):
             assert r["handlers"] == 1, r
             assert r["counters"].get("pages", 0) + r["counters"].get("eexist", 0) >= 1024, r
         if policy in ("spf", "mmap-lock"):
+            # the protocol's cost, against the same handlers with no model
+            assert r["ratio_raw"] > 0, r
+        else:
+            assert r["ratio_raw"] is None, r
+        if policy == "raw":
+            assert r["counters"].get("spf_attempt", 1) == 0, r
+            assert r["counters"].get("mmap_lock_fault", 1) == 0, r
+        if policy in ("spf", "mmap-lock", "raw"):
             assert r["counters"].get("pages", 0) >= 1024, r
             # every uspf counter, zero or not
             assert "vma_lock_wrong_mm" in r["counters"], r
@@ -87,9 +95,14 @@ EOF
 run bench --workload pft --size 1M --iterations 1 --threads 1 --policy spf ||
 	fail "bench (table) exited $? ($(cat "$TMP/err"))"
 grep -q 'Hmean faults/s' "$TMP/out" || fail "table has no header"
-for policy in native naive spf; do
+for policy in native naive raw spf; do
 	grep -q "^pft *$policy " "$TMP/out" || fail "table has no $policy row"
 done
+grep -q 'vs_raw=' "$TMP/out" || fail "table has no vs_raw"
+grep -q 'cpu_dma_latency' "$TMP/out" || fail "table does not say what --pm-qos did"
+run bench --pm-qos sometimes && fail "--pm-qos sometimes accepted"
+[ "$(wc -l <"$TMP/err")" -eq 1 ] && grep -q -- '--pm-qos' "$TMP/err" ||
+	fail "--pm-qos sometimes said: $(cat "$TMP/err")"
 
 # ---- pft, CSV: one header, one line per row, the same column count on
 # every line, numeric fields numeric (or empty: no such value) ----
@@ -129,8 +142,8 @@ function bad(msg) { print "csv line " NR ": " msg; failed = 1; exit 1 }
 END {
 	if (failed)
 		exit 1
-	if (NR != 7)
-		bad(NR - 1 " rows, expected 6")
+	if (NR != 9)
+		bad(NR - 1 " rows, expected 8")
 	for (r in rows)
 		if (rows[r] != 1)
 			bad(rows[r] " rows for " r)
@@ -148,7 +161,7 @@ if command -v gnuplot >/dev/null 2>&1; then
 		--plot "$TMP/plot.svg" || fail "bench --plot exited $? ($(cat "$TMP/err"))"
 	[ -s "$TMP/plot.svg" ] || fail "--plot wrote no $TMP/plot.svg"
 	grep -q '<svg' "$TMP/plot.svg" || fail "--plot wrote no SVG"
-	[ "$(wc -l <"$TMP/out")" -eq 7 ] || fail "--plot changed the CSV on stdout"
+	[ "$(wc -l <"$TMP/out")" -eq 9 ] || fail "--plot changed the CSV on stdout"
 	ls "$TMP" | grep -q tmp && fail "--plot left a temporary file: $(ls "$TMP")"
 else
 	echo "note: gnuplot not found (Debian package gnuplot-nox): --plot not drawn" >&2
