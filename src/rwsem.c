@@ -27,26 +27,47 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "rwsem.h"
 
-/* Readers may not enter while a writer holds or waits. */
+/* Readers may not enter while a writer holds or waits (unless handed off to). */
 #define RWSEM_READ_BLOCKED	(RWSEM_WRITER | RWSEM_WRITER_WAITING)
-/* A writer may not enter while anyone holds. */
-#define RWSEM_WRITE_BLOCKED	(RWSEM_WRITER | RWSEM_READER_MASK)
+/* A writer may not enter while anyone holds, or while a reader is handed the lock. */
+#define RWSEM_WRITE_BLOCKED	(RWSEM_WRITER | RWSEM_READER_MASK | RWSEM_READER_HANDOFF)
+
+static bool rwsem_read_blocked(uint32_t s)
+{
+	if (s & RWSEM_WRITER)
+		return true;
+	/* The handoff outranks a waiting writer: that is its point. */
+	return (s & RWSEM_WRITER_WAITING) && !(s & RWSEM_READER_HANDOFF);
+}
+
+static uint64_t rwsem_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
 
 /*
  * The futex calls keep errno: the mmap_lock is taken inside interposed
  * libc calls, whose callers must not see a stray EAGAIN.
  */
-static void rwsem_futex_wait(struct rw_semaphore *sem, uint32_t val)
+static void rwsem_futex_wait(struct rw_semaphore *sem, uint32_t val, uint64_t timeout_ns)
 {
+	struct timespec ts = {
+		.tv_sec = (time_t)(timeout_ns / 1000000000ull),
+		.tv_nsec = (long)(timeout_ns % 1000000000ull),
+	};
 	int saved = errno;
 
-	/* EAGAIN (the word moved) and EINTR both mean: look again. */
+	/* EAGAIN (the word moved), EINTR and ETIMEDOUT all mean: look again. */
 	syscall(SYS_futex, (uint32_t *)&sem->state, FUTEX_WAIT_PRIVATE, val,
-		NULL, NULL, 0);
+		timeout_ns ? &ts : NULL, NULL, 0);
 	errno = saved;
 }
 
@@ -65,7 +86,8 @@ static void rwsem_futex_wake(struct rw_semaphore *sem)
  * once if the word moved); false when the word was not `seen` any more.
  * The caller re-evaluates either way.
  */
-static bool rwsem_sleep(struct rw_semaphore *sem, uint32_t seen, uint32_t bits)
+static bool rwsem_sleep(struct rw_semaphore *sem, uint32_t seen, uint32_t bits,
+			uint64_t timeout_ns)
 {
 	uint32_t want = seen | bits;
 
@@ -75,7 +97,7 @@ static bool rwsem_sleep(struct rw_semaphore *sem, uint32_t seen, uint32_t bits)
 						     memory_order_relaxed,
 						     memory_order_relaxed))
 		return false;
-	rwsem_futex_wait(sem, want);
+	rwsem_futex_wait(sem, want, timeout_ns);
 	return true;
 }
 
@@ -91,10 +113,15 @@ void init_rwsem(struct rw_semaphore *sem)
 	atomic_init(&sem->contended, 0);
 }
 
-/* One attempt to add a reader to a word seen as `*s`; updates *s on failure. */
+/*
+ * One attempt to add a reader to a word seen as `*s`; updates *s on
+ * failure.  The first reader in ends a handoff: from here writers wait for
+ * the readers inside, as always.
+ */
 static bool rwsem_read_cas(struct rw_semaphore *sem, uint32_t *s)
 {
-	return atomic_compare_exchange_weak_explicit(&sem->state, s, *s + 1,
+	return atomic_compare_exchange_weak_explicit(&sem->state, s,
+						     (*s + 1) & ~RWSEM_READER_HANDOFF,
 						     memory_order_acquire,
 						     memory_order_relaxed);
 }
@@ -103,25 +130,52 @@ bool down_read_trylock(struct rw_semaphore *sem)
 {
 	uint32_t s = atomic_load_explicit(&sem->state, memory_order_relaxed);
 
-	while (!(s & RWSEM_READ_BLOCKED)) {
+	while (!rwsem_read_blocked(s)) {
 		if (rwsem_read_cas(sem, &s))
 			return true;
 	}
 	return false;
 }
 
+/*
+ * rwsem_down_read_slowpath(): sleep until no writer holds or waits; after
+ * RWSEM_WAIT_TIMEOUT_NS of that, ask for the lock to be handed over
+ * (writers then wait for us; each up_write() wakes us to look again).
+ */
 void down_read(struct rw_semaphore *sem)
 {
 	uint32_t s = atomic_load_explicit(&sem->state, memory_order_relaxed);
+	uint64_t since = 0, waited;
 	bool slept = false;
 
 	for (;;) {
-		if (!(s & RWSEM_READ_BLOCKED)) {
+		if (!rwsem_read_blocked(s)) {
 			if (rwsem_read_cas(sem, &s))
 				break;
 			continue;
 		}
-		slept |= rwsem_sleep(sem, s, RWSEM_SLEEPERS);
+		if (!since)
+			since = rwsem_now_ns();
+		waited = rwsem_now_ns() - since;
+		/*
+		 * Only behind a writer that holds it: behind readers, the
+		 * waiting writer came first and goes first (in the kernel's
+		 * queue it is the head, and the handoff would be its own).
+		 */
+		if ((s & RWSEM_WRITER) && !(s & RWSEM_READER_HANDOFF) &&
+		    waited >= RWSEM_WAIT_TIMEOUT_NS) {
+			/* Set, then look again at once: it may let us in now. */
+			atomic_compare_exchange_weak_explicit(&sem->state, &s,
+							      s | RWSEM_READER_HANDOFF,
+							      memory_order_relaxed,
+							      memory_order_relaxed);
+			s = atomic_load_explicit(&sem->state, memory_order_relaxed);
+			continue;
+		}
+		/* Wake at the deadline, if nothing else wakes us first. */
+		slept |= rwsem_sleep(sem, s, RWSEM_SLEEPERS,
+				     (s & RWSEM_READER_HANDOFF) || waited >= RWSEM_WAIT_TIMEOUT_NS ?
+				     0 : RWSEM_WAIT_TIMEOUT_NS - waited);
 		s = atomic_load_explicit(&sem->state, memory_order_relaxed);
 	}
 	rwsem_count_contended(sem, slept);
@@ -137,7 +191,7 @@ bool down_read_trylock_exclusive(struct rw_semaphore *sem)
 {
 	uint32_t s = atomic_load_explicit(&sem->state, memory_order_relaxed);
 
-	while (!(s & (RWSEM_READ_BLOCKED | RWSEM_READER_MASK))) {
+	while (!(s & (RWSEM_READ_BLOCKED | RWSEM_READER_MASK | RWSEM_READER_HANDOFF))) {
 		if (rwsem_read_cas(sem, &s))
 			return true;
 	}
@@ -190,7 +244,7 @@ void down_write(struct rw_semaphore *sem)
 				break;
 			continue;
 		}
-		slept |= rwsem_sleep(sem, s, RWSEM_SLEEPERS | RWSEM_WRITER_WAITING);
+		slept |= rwsem_sleep(sem, s, RWSEM_SLEEPERS | RWSEM_WRITER_WAITING, 0);
 		s = atomic_load_explicit(&sem->state, memory_order_relaxed);
 	}
 	rwsem_count_contended(sem, slept);

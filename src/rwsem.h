@@ -4,7 +4,11 @@
  *
  * One 32-bit word and a futex.  Writers are preferred: once a writer waits,
  * new readers wait too (the kernel's handoff keeps writers from starving;
- * this is the user-space equivalent).
+ * this is the user-space equivalent).  And as the kernel's
+ * RWSEM_FLAG_HANDOFF does for a waiter at the head of its queue, a reader
+ * that has waited RWSEM_WAIT_TIMEOUT_NS sets RWSEM_READER_HANDOFF: no
+ * writer may take the lock until a reader has, so free-running writers
+ * cannot starve readers (a speculative fault's fallback) for ever.
  *
  * down_read_trylock_exclusive() is Arcangeli's primitive (seed 003): it
  * fails when the semaphore is held in either mode or a writer waits, and a
@@ -20,7 +24,11 @@
 #define RWSEM_WRITER		0x80000000u	/* held for write */
 #define RWSEM_WRITER_WAITING	0x40000000u	/* a writer waits: readers hold off */
 #define RWSEM_SLEEPERS		0x20000000u	/* someone sleeps on the futex */
-#define RWSEM_READER_MASK	0x1fffffffu	/* readers holding it */
+#define RWSEM_READER_HANDOFF	0x10000000u	/* a reader waited too long: writers hold off */
+#define RWSEM_READER_MASK	0x0fffffffu	/* readers holding it */
+
+/* rwsem.c's RWSEM_WAIT_TIMEOUT: DIV_ROUND_UP(HZ, 250) jiffies, 4 ms. */
+#define RWSEM_WAIT_TIMEOUT_NS	4000000ull
 
 struct rw_semaphore {
 	_Atomic uint32_t state;

@@ -9,6 +9,8 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/mman.h>
+#include <sched.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "jiffies.h"
@@ -546,4 +548,94 @@ Test(rwsem, stress_mixed)
 	cr_assert_gt(writes, 0);
 	cr_assert_eq(state_of(&stress_sem), 0, "final state 0x%x",
 		     state_of(&stress_sem));
+}
+
+/*
+ * Reader handoff (the kernel's RWSEM_FLAG_HANDOFF): a writer holds the
+ * lock and another waits, so writer preference alone would let the waiting
+ * writer in before the reader that came first, and then the next, for ever.
+ * After RWSEM_WAIT_TIMEOUT_NS the reader sets RWSEM_READER_HANDOFF while
+ * still waiting; at the release it goes in before the waiting writer.
+ */
+struct handoff {
+	struct rw_semaphore sem;
+	atomic_uint ticket;
+	unsigned int reader_ticket, writer_ticket;
+};
+
+static void t_sleep_ms_local(int ms)
+{
+	usleep((useconds_t)ms * 1000);
+}
+
+static void *handoff_reader(void *arg)
+{
+	struct handoff *h = arg;
+
+	down_read(&h->sem);
+	h->reader_ticket = atomic_fetch_add(&h->ticket, 1);
+	t_sleep_ms_local(5);
+	up_read(&h->sem);
+	return NULL;
+}
+
+static void *handoff_writer(void *arg)
+{
+	struct handoff *h = arg;
+
+	down_write(&h->sem);
+	h->writer_ticket = atomic_fetch_add(&h->ticket, 1);
+	up_write(&h->sem);
+	return NULL;
+}
+
+static bool wait_bits_ms(struct rw_semaphore *sem, uint32_t bits, int ms)
+{
+	for (int i = 0; i < ms * 10; i++) {
+		if ((atomic_load(&sem->state) & bits) == bits)
+			return true;
+		usleep(100);
+	}
+	return false;
+}
+
+Test(rwsem, reader_handed_the_lock_before_a_waiting_writer)
+{
+	struct handoff h;
+	pthread_t r, w;
+
+	init_rwsem(&h.sem);
+	atomic_init(&h.ticket, 1);
+	down_write(&h.sem);
+	cr_assert_eq(pthread_create(&r, NULL, handoff_reader, &h), 0);
+	cr_assert(wait_bits_ms(&h.sem, RWSEM_SLEEPERS, 2000));
+	cr_assert_eq(pthread_create(&w, NULL, handoff_writer, &h), 0);
+	cr_assert(wait_bits_ms(&h.sem, RWSEM_WRITER_WAITING, 2000));
+	/* The reader asks for the handoff by itself once it has waited long enough. */
+	cr_assert(wait_bits_ms(&h.sem, RWSEM_READER_HANDOFF, 2000),
+		  "no handoff after 2 s: state %#x", atomic_load(&h.sem.state));
+	cr_assert_not(down_write_trylock(&h.sem));
+	up_write(&h.sem);
+	pthread_join(r, NULL);
+	pthread_join(w, NULL);
+	cr_assert_lt(h.reader_ticket, h.writer_ticket, "the waiting writer went first");
+	cr_assert_eq(atomic_load(&h.sem.state) & ~RWSEM_SLEEPERS, 0);
+}
+
+/* A handoff holds writers off, trylock included, until a reader is in. */
+Test(rwsem, handoff_blocks_writers_until_a_reader_is_in)
+{
+	struct rw_semaphore sem;
+
+	init_rwsem(&sem);
+	atomic_store(&sem.state, RWSEM_READER_HANDOFF | RWSEM_WRITER_WAITING);
+	cr_assert_not(down_write_trylock(&sem), "a writer took a lock handed to readers");
+	cr_assert_not(down_read_trylock_exclusive(&sem));
+	/* A reader may pass the waiting writer and ends the handoff. */
+	cr_assert(down_read_trylock(&sem));
+	cr_assert_eq(atomic_load(&sem.state), RWSEM_WRITER_WAITING | 1);
+	up_read(&sem);
+	atomic_store(&sem.state, 0);
+	cr_assert(down_write_trylock(&sem));
+	up_write(&sem);
 }
