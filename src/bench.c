@@ -58,6 +58,7 @@ enum {
 	OPT_FILE_SIZE,
 	OPT_TOUCH_PAGES,
 	OPT_ANON_VMA_AT_MMAP,
+	OPT_WAKE_AFTER_UNLOCK,
 	OPT_IMMAP_REORDER,
 };
 
@@ -87,6 +88,7 @@ static const struct option long_options[] = {
 	{ "file-size",		required_argument,	NULL, OPT_FILE_SIZE },
 	{ "touch-pages",	required_argument,	NULL, OPT_TOUCH_PAGES },
 	{ "anon-vma-at-mmap",	no_argument,		NULL, OPT_ANON_VMA_AT_MMAP },
+	{ "wake-after-unlock",	no_argument,		NULL, OPT_WAKE_AFTER_UNLOCK },
 	{ "immap-reorder",	required_argument,	NULL, OPT_IMMAP_REORDER },
 	{ "help",		no_argument,		NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -133,6 +135,8 @@ static void bench_usage(FILE *out)
 "  --touch-pages N             execl: pages written per mapping (default 8)\n"
 "  --immap-reorder on|off|both execl: i_mmap lock order (default both: two rows)\n"
 "  --anon-vma-at-mmap          prepare anon_vma at mmap time, not at first fault\n"
+"  --wake-after-unlock         wake a faulting thread only once the policy has\n"
+"                              dropped its locks (one UFFDIO_WAKE per fault)\n"
 "  --handlers N                uspf handler threads (0: online CPUs; execl: 1)\n"
 "  --intake uring|poll|busy    how uspf handlers read fault messages\n"
 "  --fault-around N            pages uspf resolves per fault (1 = off; default 16,\n"
@@ -512,6 +516,9 @@ static int parse_workload_flag(struct bench_opts *o, int opt, const char *val)
 		return 0;
 	case OPT_ANON_VMA_AT_MMAP:
 		o->cfg.anon_vma_at_mmap = true;
+		return 0;
+	case OPT_WAKE_AFTER_UNLOCK:
+		o->cfg.wake_after_unlock = true;
 		return 0;
 	case OPT_IMMAP_REORDER:
 		if (!strcmp(val, "both")) {

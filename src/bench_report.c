@@ -590,9 +590,10 @@ static void json_header(const struct bench_report *rep, FILE *out)
 			o->immap == BENCH_IMMAP_BOTH ? "both" : o->immap == BENCH_IMMAP_ON ? "on" : "off");
 	fprintf(out, ", \"config\": {\"handlers\": %u, \"intake\": ", o->cfg.handlers);
 	json_str(out, uspf_intake_name(o->cfg.intake));
-	fprintf(out, ", \"fault_around\": %u, \"anon_vma_at_mmap\": %s, \"pm_qos_us\": %d, "
-		"\"cpu_dma_latency\": ", o->cfg.fault_around,
-		o->cfg.anon_vma_at_mmap ? "true" : "false", o->pm_qos_us);
+	fprintf(out, ", \"fault_around\": %u, \"anon_vma_at_mmap\": %s, \"wake_after_unlock\": %s, "
+		"\"pm_qos_us\": %d, \"cpu_dma_latency\": ", o->cfg.fault_around,
+		o->cfg.anon_vma_at_mmap ? "true" : "false",
+		o->cfg.wake_after_unlock ? "true" : "false", o->pm_qos_us);
 	json_str(out, rep->pm_qos);
 	fprintf(out, "}");
 }

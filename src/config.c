@@ -23,6 +23,7 @@ void uspf_config_init(struct uspf_config *cfg)
 	cfg->hz = USPF_HZ_DEFAULT;
 	cfg->anon_vma_at_mmap = false;
 	cfg->batch_wake = true;
+	cfg->wake_after_unlock = false;
 	cfg->spf_backoff_aborts = 8;
 	cfg->spf_backoff_jiffies = 1;
 	cfg->adaptive_window = 2;

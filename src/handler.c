@@ -110,6 +110,8 @@ static void handle_one(struct uspf_handler *h, const struct uffd_msg *msg)
 		handle_raw(&vmf, h->u->raw_start, raw_end);
 	else
 		h->u->policy->handle_fault(&vmf);
+	if (h->u->cfg.wake_after_unlock)
+		handler_flush_wakes(h);
 	/* Last: the faulting thread may run again before everything is counted. */
 	count_event(h, USPF_C_FAULTS_ENDED);
 }
@@ -132,7 +134,13 @@ static void handler_loop(struct uspf_handler *h, struct uffd_intake *in)
 			return;
 		}
 		h->batch_start_ns = uspf_now_ns();
-		h->dontwake = u->cfg.batch_wake && n > 1;
+		/*
+		 * wake_after_unlock: resolve with DONTWAKE and wake when the
+		 * policy has returned, its locks dropped - as a kernel fault's
+		 * thread returns to user space after unlocking.  Otherwise a
+		 * lone fault is woken by its copy, locks still held.
+		 */
+		h->dontwake = (u->cfg.batch_wake && n > 1) || u->cfg.wake_after_unlock;
 		for (i = 0; i < n; i++)
 			handle_one(h, &msgs[i]);
 		handler_flush_wakes(h);

@@ -102,6 +102,49 @@ Test(handler, unbatched_wakes_come_from_the_copy)
 }
 
 /*
+ * wake_after_unlock: one thread faulting page after page, so every batch
+ * is one message.  By default its copy wakes it (no UFFDIO_WAKE at all);
+ * with wake_after_unlock every fault is resolved with DONTWAKE and woken
+ * by its own UFFDIO_WAKE once the policy has returned - on every policy,
+ * with the right bytes.
+ */
+static void one_thread_faults(enum uspf_policy_id pol, bool after_unlock,
+			      uint64_t *faults, uint64_t *wakes)
+{
+	struct uspf_config cfg;
+	struct uspf *u;
+	char *p;
+
+	uspf_config_init(&cfg);
+	cfg.policy = pol;
+	cfg.wake_after_unlock = after_unlock;
+	cfg.handlers = 1;
+	u = t_runtime_cfg(&cfg);
+	p = t_map_pattern(u, 64 * T_PAGE, 3);
+	t_assert_pattern(p, 64 * T_PAGE, 3, 0);
+	t_quiesce(u);
+	*faults = t_counter(u, USPF_C_FAULTS);
+	*wakes = t_counter(u, USPF_C_WAKE);
+	cr_assert_eq(t_counter(u, USPF_C_PAGES), 64);
+	uspf_destroy(u);
+}
+
+Test(handler, wake_after_unlock_wakes_every_fault)
+{
+	uint64_t faults, wakes;
+
+	for (int pol = 0; pol < USPF_NR_POLICIES; pol++) {
+		one_thread_faults((enum uspf_policy_id)pol, false, &faults, &wakes);
+		cr_assert_eq(wakes, 0, "%s: the copy wakes a lone fault",
+			     uspf_policy_name((enum uspf_policy_id)pol));
+		one_thread_faults((enum uspf_policy_id)pol, true, &faults, &wakes);
+		cr_assert_eq(wakes, faults, "%s: %lu wakes for %lu faults",
+			     uspf_policy_name((enum uspf_policy_id)pol),
+			     (unsigned long)wakes, (unsigned long)faults);
+	}
+}
+
+/*
  * A fill that waits while something else happens to its page.  POLL
  * intake: a handler blocked in a fill holds no unread message, so the
  * other handler serves the other faults.

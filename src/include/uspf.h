@@ -65,6 +65,7 @@ struct uspf_config {
 	unsigned int spf_backoff_jiffies;	/* spf: jiffies the backoff lasts (0..1000, default 1; 0 = off) */
 	unsigned int adaptive_window;	/* spf-adaptive: jiffies to keep speculating after contention (0..1000, default 2) */
 	bool immap_reorder;		/* Yu Ma 2023: i_mmap_rwsem only around the file link (default true) */
+	bool wake_after_unlock;		/* wake the faulting thread only once the policy unlocked (default false) */
 };
 
 /* How pages of a mapping get their first contents. */
