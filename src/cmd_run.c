@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "preload_env.h"
 
 #ifndef PKGLIBDIR
@@ -105,7 +106,7 @@ int cmd_run(int argc, char **argv)
 
 	opterr = 0;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'p': var = "USPF_POLICY"; flag = "--policy"; break;
 		case 'n': var = "USPF_HANDLERS"; flag = "--handlers"; break;
@@ -120,13 +121,8 @@ int cmd_run(int argc, char **argv)
 			run_usage(stdout);
 			return 0;
 		default:
-			if (optopt)
-				fprintf(stderr, "uspf run: option '%s' needs a value or is unknown "
-					"(see 'uspf run --help')\n", argv[optind - 1]);
-			else
-				fprintf(stderr, "uspf run: unknown option '%s' (see 'uspf run "
-					"--help')\n", argv[optind - 1]);
-			return 2;
+			/* One line, naming what is accepted, as bench and torture do. */
+			return cli_unknown_option("run", argv, c, opts);
 		}
 		if (!*optarg || preload_env_check(var, optarg, msg, sizeof(msg))) {
 			fprintf(stderr, "uspf run: %s %s (%s): %s\n", flag, optarg, var,
