@@ -60,7 +60,8 @@
  *   instead (entry = NULL: a "hole", counted in idx->holes), so erase never
  *   fails.  A hole keeps an end between its live neighbours' ranges, so
  *   searches still work; writers that move a range past a hole move the
- *   hole's end too; the next copy of its leaf drops it.
+ *   hole's end too; the next copy of its leaf drops it, and every write
+ *   that gets memory copies one more leaf with holes.
  *
  * What readers see.  Every key a reader loads holds a value it had during
  * the reader's call (nodes replaced meanwhile keep their last values), and
@@ -827,6 +828,53 @@ fail:
 
 /* ---- the writer: operations --------------------------------------------- */
 
+/* The index's first slot. */
+static void path_first(const struct vma_index *idx, struct path *p)
+{
+	struct vma_index_node *n = idx->root;
+	int l;
+
+	p->height = idx->height;
+	for (l = (int)idx->height - 1; l >= 0; l--) {
+		p->node[l] = n;
+		p->slot[l] = 0;
+		if (l)
+			n = n->i.child[0];
+	}
+}
+
+/*
+ * After erases that ran out of memory: each write that could allocate
+ * also copies the first leaf that has holes, so with memory back they are
+ * all gone within as many writes as there are such leaves (a leaf of
+ * nothing but holes would otherwise stay until a write landed in it).  A
+ * scan from the left, but holes only exist after allocations failed.
+ */
+static void holes_purge(struct vma_index *idx)
+{
+	struct litem it[2 * LEAF_SLOTS + 1];
+	struct vma_index_node *leaf;
+	unsigned int i, n;
+	size_t holes = 0;
+	struct path p;
+
+	if (!idx->holes || !idx->root)
+		return;
+	path_first(idx, &p);
+	for (;;) {
+		leaf = p.node[0];
+		for (i = 0; i < leaf->count && leaf->l.slot[i].entry; i++)
+			;
+		if (i < leaf->count)
+			break;
+		p.slot[0] = leaf->count - 1;
+		if (!path_next(&p))
+			return;
+	}
+	n = leaf_gather(leaf, LEAF_SLOTS, it, 0, &holes);
+	rebuild(idx, &p, it, n, holes);
+}
+
 int vma_index_insert(struct vma_index *idx, unsigned long start, unsigned long end,
 		     void *entry)
 {
@@ -865,6 +913,7 @@ int vma_index_insert(struct vma_index *idx, unsigned long start, unsigned long e
 	if (ret)
 		return ret;
 	CMM_STORE_SHARED(idx->count, idx->count + 1);
+	holes_purge(idx);
 	return 0;
 }
 
@@ -887,9 +936,11 @@ void *vma_index_erase(struct vma_index *idx, unsigned long start)
 
 	n = leaf_gather(p.node[0], p.slot[0], it, 0, &holes);
 	if (rebuild(idx, &p, it, n, holes)) {
-		/* No memory for the copies: empty the slot where it is. */
+		/* No memory for the copy: empty the slot where it is. */
 		CMM_STORE_SHARED(p.node[0]->l.slot[p.slot[0]].entry, NULL);
 		idx->holes++;
+	} else {
+		holes_purge(idx);
 	}
 	CMM_STORE_SHARED(idx->count, idx->count - 1);
 	return entry;
