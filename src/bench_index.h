@@ -16,7 +16,7 @@ struct bench_index_result { size_t n; double insert_ns, lookup_ns, erase_ns; };
  * random addresses inside them (each under its own rcu_read_lock(), as a
  * fault would), then erase them all in another random order.  Each figure
  * is the average over its whole loop, timed with CLOCK_MONOTONIC.  The same
- * seed gives the same ranges, orders and skip-list heights.
+ * seed gives the same ranges and orders.
  * Returns 0, -EINVAL (n == 0), -ENOMEM, or -EIO if the index answered wrong.
  */
 int bench_index_run(size_t n, uint64_t seed, struct bench_index_result *r);
