@@ -209,27 +209,23 @@ void bench_rates_fold(const double *rates, unsigned int n, struct bench_pft_row 
 }
 
 /*
- * A faulting thread resumes at the wake, and the handler may update the
- * counters of that last fault just after it: the workers can be done before
- * the counters are.  Read them until they hold still (and count at least
- * the pages touched), for at most STATS_SETTLE_TRIES ms.
+ * A faulting thread resumes at the wake, and the handler counts that last
+ * fault just after it: the workers can be done before the counters are.
+ * faults_ended is counted last, so read until it equals faults (and the
+ * pages cover those touched), for at most STATS_SETTLE_TRIES ms.
  */
-#define STATS_SETTLE_TRIES	200
+#define STATS_SETTLE_TRIES	2000
 
 int bench_settled_stats(struct uspf *u, uint64_t pages, struct uspf_stats *st)
 {
-	uint64_t prev[USPF_NR_COUNTERS];
 	unsigned int i;
 	int ret;
 
-	ret = uspf_stats(u, st);
-	for (i = 0; !ret && i < STATS_SETTLE_TRIES; i++) {
-		memcpy(prev, st->counters, sizeof(prev));
-		usleep(1000);
-		ret = uspf_stats(u, st);
-		if (!ret && st->counters[USPF_C_PAGES] >= pages &&
-		    !memcmp(prev, st->counters, sizeof(prev)))
+	for (i = 0; (ret = uspf_stats(u, st)) == 0 && i < STATS_SETTLE_TRIES; i++) {
+		if (st->counters[USPF_C_PAGES] >= pages &&
+		    st->counters[USPF_C_FAULTS_ENDED] == st->counters[USPF_C_FAULTS])
 			break;
+		usleep(1000);
 	}
 	if (ret)
 		fprintf(stderr, "uspf bench: uspf_stats: %s\n", strerror(-ret));
