@@ -354,7 +354,13 @@ Test(handler, raw_range_skips_the_model)
 	t_quiesce(u);
 	cr_assert_eq(uspf_stats(u, &st), 0);
 	cr_assert_eq(st.counters[USPF_C_PAGES], 64);
-	cr_assert_eq(st.counters[USPF_C_FAULTS], 16, "fault-around of 4: 16 faults");
+	/*
+	 * 16 faults of 4 pages, or a few more: the kernel may install part of
+	 * a window (partial progress), and the rest faults again.
+	 */
+	cr_assert_geq(st.counters[USPF_C_FAULTS], 16);
+	cr_assert_lt(st.counters[USPF_C_FAULTS], 64, "no fault-around");
+	cr_assert_eq(st.counters[USPF_C_FAULT_AROUND_PAGES], 64 - st.counters[USPF_C_FAULTS]);
 	cr_assert_eq(st.counters[USPF_C_SPF_ATTEMPT], 0, "the model was used");
 	/* Outside the raw range the policy serves as usual. */
 	q[0] = 1;
