@@ -375,6 +375,10 @@ int bench_work_row(const struct bench_opts *o, const struct bench_wl *wl,
 		   enum bench_as_kind kind, const struct uspf_config *cfg,
 		   unsigned int threads, struct bench_pft_row *row);
 
+/* setup()/teardown() of the workloads that fault on one --size region (malloc1, random). */
+int bench_region_setup(struct bench_run *r);
+void bench_region_teardown(struct bench_run *r);
+
 /* Have the faulting workers of w's run all finished?  (For extra workers.) */
 bool bench_faulting_done(const struct bench_worker *w);
 /* Another loop? (--loops, else until the deadline.) */

@@ -16,34 +16,8 @@
  * percentiles are the faulting workers'; ops_per_sec is the churn rate
  * (map+unmap pairs per second over the same wall time).
  */
-#include <string.h>
 
 #include "bench.h"
-
-static int malloc1_setup(struct bench_run *r)
-{
-	void *p;
-	int ret;
-
-	ret = bench_as_map(&r->as, r->o->size, -1, &p);
-	if (ret)
-		return ret;
-	r->region = p;
-	r->region_size = r->o->size;
-	return 0;
-}
-
-static void malloc1_teardown(struct bench_run *r)
-{
-	int ret;
-
-	if (!r->region)
-		return;
-	ret = bench_as_unmap(&r->as, r->region, r->region_size);
-	if (ret)
-		fprintf(stderr, "uspf bench: malloc1: unmap: %s\n", strerror(-ret));
-	r->region = NULL;
-}
 
 /* pft's slice: the pages split as evenly as they go, the first ones one more. */
 static int malloc1_fault(struct bench_worker *w)
@@ -87,8 +61,8 @@ const struct bench_wl bench_wl_malloc1 = {
 	.name = "malloc1",
 	.ops_name = "churn",
 	.ops_from_extra = true,
-	.setup = malloc1_setup,
-	.teardown = malloc1_teardown,
+	.setup = bench_region_setup,
+	.teardown = bench_region_teardown,
 	.fault = malloc1_fault,
 	.nr_extra = malloc1_nr_extra,
 	.extra = malloc1_churn,

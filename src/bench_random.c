@@ -11,34 +11,8 @@
  */
 #include <errno.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "bench.h"
-
-static int random_setup(struct bench_run *r)
-{
-	void *p;
-	int ret;
-
-	ret = bench_as_map(&r->as, r->o->size, -1, &p);
-	if (ret)
-		return ret;
-	r->region = p;
-	r->region_size = r->o->size;
-	return 0;
-}
-
-static void random_teardown(struct bench_run *r)
-{
-	int ret;
-
-	if (!r->region)
-		return;
-	ret = bench_as_unmap(&r->as, r->region, r->region_size);
-	if (ret)
-		fprintf(stderr, "uspf bench: random: unmap: %s\n", strerror(-ret));
-	r->region = NULL;
-}
 
 struct random_slice {
 	char *start;
@@ -101,8 +75,8 @@ static int random_fault(struct bench_worker *w)
 const struct bench_wl bench_wl_random = {
 	.id = BENCH_RANDOM,
 	.name = "random",
-	.setup = random_setup,
-	.teardown = random_teardown,
+	.setup = bench_region_setup,
+	.teardown = bench_region_teardown,
 	.prepare = random_prepare,
 	.finish = random_finish,
 	.fault = random_fault,

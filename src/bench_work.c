@@ -114,6 +114,31 @@ int bench_as_unmap(struct bench_as *as, void *addr, size_t len)
 	return -EINVAL;
 }
 
+int bench_region_setup(struct bench_run *r)
+{
+	void *p;
+	int ret;
+
+	ret = bench_as_map(&r->as, r->o->size, -1, &p);
+	if (ret)
+		return ret;
+	r->region = p;
+	r->region_size = r->o->size;
+	return 0;
+}
+
+void bench_region_teardown(struct bench_run *r)
+{
+	int ret;
+
+	if (!r->region)
+		return;
+	ret = bench_as_unmap(&r->as, r->region, r->region_size);
+	if (ret)
+		fprintf(stderr, "uspf bench: %s: unmap: %s\n", r->wl->name, strerror(-ret));
+	r->region = NULL;
+}
+
 /* ---- workers ---- */
 
 bool bench_faulting_done(const struct bench_worker *w)
