@@ -1066,17 +1066,24 @@ static __attribute__((noinline)) void *small_alloc_slow(unsigned c)
 	return o;
 }
 
-static inline void *small_alloc(unsigned c, bool uspf)
+/* The thread cache's pop: the whole fast path of a small allocation. */
+static inline void *tc_pop(unsigned c)
 {
-	if (!uspf)
-		return small_alloc_central(&heap_raw, c, NULL);
 	void *o = tc.head[c];
+
 	if (likely(o)) {
 		tc.head[c] = *(void **)o;
 		tc.count[c]--;
 		return o;
 	}
 	return small_alloc_slow(c);
+}
+
+static inline void *small_alloc(unsigned c, bool uspf)
+{
+	if (!uspf)
+		return small_alloc_central(&heap_raw, c, NULL);
+	return tc_pop(c);
 }
 
 static void *alloc_large(size_t size, size_t align, bool uspf, bool *fresh)
@@ -1220,16 +1227,8 @@ static void *do_aligned(size_t align, size_t size)
  */
 EXPORT void *malloc(size_t size)
 {
-	if (likely(size <= MAX_SMALL) && fast_ok()) {
-		unsigned c = small_class(size);
-		void *o = tc.head[c];
-		if (likely(o)) {
-			tc.head[c] = *(void **)o;
-			tc.count[c]--;
-			return o;
-		}
-		return small_alloc_slow(c);
-	}
+	if (likely(size <= MAX_SMALL) && fast_ok())
+		return tc_pop(small_class(size));
 	return do_malloc(size);
 }
 
