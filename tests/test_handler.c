@@ -5,14 +5,13 @@
  * EEXIST and ENOENT - are provoked and seen to wake the faulting thread.
  */
 #include <errno.h>
-#include <grp.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
+#include "as_nobody.h"
 #include "helpers.h"
 #include "runtime.h"
 
@@ -264,7 +263,7 @@ ParameterizedTest(enum uspf_policy_id *policy, handler, enoent_wakes)
  * (vm.unprivileged_userfaultfd=0): the runtime says so in its stats and
  * serves the program's own faults all the same; a fault the kernel takes
  * (read(2) into a fresh page) fails with EFAULT - the mode's cost.
- * Runs in a child dropped to nobody; exit status 77 means not reachable.
+ * Runs in a child dropped to nobody (as_nobody.h).
  */
 static int serve_as_nobody(void)
 {
@@ -274,8 +273,6 @@ static int serve_as_nobody(void)
 	char *p;
 	int fds[2], i;
 
-	if (setgroups(0, NULL) || setresgid(65534, 65534, 65534) || setresuid(65534, 65534, 65534))
-		return 77;
 	if (uspf_create(&u, NULL))
 		return 10;
 	if (uspf_stats(u, &st) || !st.user_mode_only)
@@ -309,20 +306,7 @@ static int serve_as_nobody(void)
 
 Test(handler, user_mode_only_serves_user_faults)
 {
-	int status;
-	pid_t pid;
-
-	if (geteuid() != 0)
-		cr_skip_test("needs root to drop to nobody");
-	pid = fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0)
-		_exit(serve_as_nobody());
-	cr_assert_eq(waitpid(pid, &status, 0), pid);
-	cr_assert(WIFEXITED(status), "child status %#x", status);
-	if (WEXITSTATUS(status) == 77)
-		cr_skip_test("user-mode-only path not reachable here");
-	cr_assert_eq(WEXITSTATUS(status), 0, "child step %d failed", WEXITSTATUS(status));
+	t_run_as_nobody(serve_as_nobody);
 }
 
 /*

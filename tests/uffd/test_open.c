@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "tests/as_nobody.h"
 #include "uffd/uffd.h"
 
 TestSuite(uffd_open, .timeout = 20);
@@ -110,7 +111,7 @@ Test(uffd_open, how_names)
  * vm.unprivileged_userfaultfd=0 only a user-mode-only fd can be had: the
  * warning is written, EVENT_FORK asked for is dropped (not fatal), and a
  * read(2) into a registered page fails EFAULT at once instead of waiting
- * for a handler.  Runs in a child: the test process keeps its privileges.
+ * for a handler.  Runs in a child dropped to nobody (tests/as_nobody.h).
  * Exit codes: 0 pass, 77 skip, else the step that failed.
  */
 static int as_nobody(void)
@@ -121,8 +122,6 @@ static int as_nobody(void)
 	int fds[2];
 	int ret;
 
-	if (setgid(65534) || setuid(65534))
-		return 77;
 	w = fmemopen(warn, sizeof(warn), "w");
 	if (!w)
 		return 2;
@@ -156,19 +155,5 @@ static int as_nobody(void)
 
 Test(uffd_open, user_mode_only_fallback_warns)
 {
-	int status;
-	pid_t pid;
-
-	if (geteuid() != 0)
-		cr_skip_test("needs root to drop to nobody");
-	pid = fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0)
-		_exit(as_nobody());
-	cr_assert_eq(waitpid(pid, &status, 0), pid);
-	cr_assert(WIFEXITED(status));
-	if (WEXITSTATUS(status) == 77)
-		cr_skip_test("user-mode-only path not reachable here");
-	cr_assert_eq(WEXITSTATUS(status), 0, "child step %d failed",
-		     WEXITSTATUS(status));
+	t_run_as_nobody(as_nobody);
 }
