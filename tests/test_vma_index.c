@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test_vma_index.c - the RCU skip list that indexes VMAs by address.
+ * test_vma_index.c - the RCU-walked index of VMAs by address, through its API
+ * (the B-tree's own boundaries are in test_vma_index_btree.c).
  *
  * Scenario tests draw the address space as the kernel's tools/testing/vma
  * does: one character per page, a letter per range (the letter is also the
@@ -23,6 +24,7 @@
 #include <urcu-bp.h>
 
 #include "vma_index.h"
+#include "vma_index_ref.h"
 
 #define PG(x)		((unsigned long)(x) << 12)
 #define E(c)		((void *)(uintptr_t)(c))
@@ -301,107 +303,8 @@ Test(vma_index, address_space_edges)
 
 /* ---- randomized, against a sorted array ---- */
 
-#define REF_MAX		4096
 #define REF_SPAN	65536ul		/* a small space: overlaps are common */
 #define REF_LEN		1024ul
-
-struct ref_range {
-	unsigned long start, end;
-	void *entry;
-};
-
-struct ref {
-	struct ref_range r[REF_MAX];
-	size_t n;
-};
-
-/* Index of the first range whose end is > addr (n if none). */
-static size_t ref_find(const struct ref *ref, unsigned long addr)
-{
-	size_t lo = 0, hi = ref->n;
-
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-
-		if (ref->r[mid].end <= addr)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
-static void *ref_lookup(const struct ref *ref, unsigned long addr)
-{
-	size_t i = ref_find(ref, addr);
-
-	return i < ref->n && ref->r[i].start <= addr ? ref->r[i].entry : NULL;
-}
-
-/* Where [start, end) would go, or -1 if it overlaps a range. */
-static long ref_slot(const struct ref *ref, unsigned long start, unsigned long end)
-{
-	size_t i = ref_find(ref, start);
-
-	if (i < ref->n && ref->r[i].start < end)
-		return -1;
-	return i;
-}
-
-static int ref_insert(struct ref *ref, unsigned long start, unsigned long end, void *entry)
-{
-	long i;
-
-	if (start >= end)
-		return -EINVAL;
-	i = ref_slot(ref, start, end);
-	if (i < 0)
-		return -EEXIST;
-	cr_assert_lt(ref->n, REF_MAX);
-	memmove(&ref->r[i + 1], &ref->r[i], (ref->n - i) * sizeof(ref->r[0]));
-	ref->r[i] = (struct ref_range){ start, end, entry };
-	ref->n++;
-	return 0;
-}
-
-static long ref_index_of(const struct ref *ref, unsigned long start)
-{
-	size_t i = ref_find(ref, start);
-
-	return i < ref->n && ref->r[i].start == start ? (long)i : -1;
-}
-
-static void *ref_erase(struct ref *ref, unsigned long start)
-{
-	long i = ref_index_of(ref, start);
-	void *entry;
-
-	if (i < 0)
-		return NULL;
-	entry = ref->r[i].entry;
-	memmove(&ref->r[i], &ref->r[i + 1], (ref->n - i - 1) * sizeof(ref->r[0]));
-	ref->n--;
-	return entry;
-}
-
-static int ref_set_range(struct ref *ref, unsigned long old_start,
-			 unsigned long start, unsigned long end)
-{
-	long i;
-
-	if (start >= end)
-		return -EINVAL;
-	i = ref_index_of(ref, old_start);
-	if (i < 0)
-		return -ENOENT;
-	if (i > 0 && ref->r[i - 1].end > start)
-		return -EEXIST;
-	if ((size_t)i + 1 < ref->n && ref->r[i + 1].start < end)
-		return -EEXIST;
-	ref->r[i].start = start;
-	ref->r[i].end = end;
-	return 0;
-}
 
 /* The whole index, range by range, and each range's edges. */
 static void ref_check(struct vma_index *idx, const struct ref *ref, uint64_t *rng)

@@ -37,6 +37,7 @@
 
 #include "kmem.h"
 #include "vma_index.h"
+#include "vma_index_ref.h"
 
 #define PG(x)		((unsigned long)(x) << 12)
 #define E(i)		((void *)(uintptr_t)((i) + 1))
@@ -373,95 +374,8 @@ Test(btree, levels_grow_and_shrink)
 
 /* ---- randomized, against a sorted array ---- */
 
-#define RMAX		4096
-#define RSPAN		(1ul << 22)	/* pages: room for RMAX ranges */
+#define RSPAN		(1ul << 22)	/* pages: room for REF_MAX ranges */
 #define RLEN		8ul
-
-struct rrange {
-	unsigned long start, end;
-	void *entry;
-};
-
-struct ref {
-	struct rrange r[RMAX];
-	size_t n;
-};
-
-static size_t ref_find(const struct ref *ref, unsigned long addr)
-{
-	size_t lo = 0, hi = ref->n;
-
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-
-		if (ref->r[mid].end <= addr)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
-static void *ref_lookup(const struct ref *ref, unsigned long addr)
-{
-	size_t i = ref_find(ref, addr);
-
-	return i < ref->n && ref->r[i].start <= addr ? ref->r[i].entry : NULL;
-}
-
-static long ref_at(const struct ref *ref, unsigned long start)
-{
-	size_t i = ref_find(ref, start);
-
-	return i < ref->n && ref->r[i].start == start ? (long)i : -1;
-}
-
-static int ref_insert(struct ref *ref, unsigned long start, unsigned long end, void *entry)
-{
-	size_t i;
-
-	if (start >= end)
-		return -EINVAL;
-	i = ref_find(ref, start);
-	if (i < ref->n && ref->r[i].start < end)
-		return -EEXIST;
-	cr_assert_lt(ref->n, RMAX);
-	memmove(&ref->r[i + 1], &ref->r[i], (ref->n - i) * sizeof(ref->r[0]));
-	ref->r[i] = (struct rrange){ start, end, entry };
-	ref->n++;
-	return 0;
-}
-
-static void *ref_erase(struct ref *ref, unsigned long start)
-{
-	long i = ref_at(ref, start);
-	void *entry;
-
-	if (i < 0)
-		return NULL;
-	entry = ref->r[i].entry;
-	memmove(&ref->r[i], &ref->r[i + 1], (ref->n - i - 1) * sizeof(ref->r[0]));
-	ref->n--;
-	return entry;
-}
-
-static int ref_set_range(struct ref *ref, unsigned long old, unsigned long start,
-			 unsigned long end)
-{
-	long i;
-
-	if (start >= end)
-		return -EINVAL;
-	i = ref_at(ref, old);
-	if (i < 0)
-		return -ENOENT;
-	if ((i > 0 && ref->r[i - 1].end > start) ||
-	    ((size_t)i + 1 < ref->n && ref->r[i + 1].start < end))
-		return -EEXIST;
-	ref->r[i].start = start;
-	ref->r[i].end = end;
-	return 0;
-}
 
 /* Every range, both ends, the gaps beside it, and the find() chain. */
 static void ref_compare(struct vma_index *idx, const struct ref *ref)
@@ -471,7 +385,7 @@ static void ref_compare(struct vma_index *idx, const struct ref *ref)
 
 	cr_assert_eq(vma_index_count(idx), ref->n);
 	for (i = 0; i < ref->n; i++) {
-		const struct rrange *r = &ref->r[i];
+		const struct ref_range *r = &ref->r[i];
 
 		cr_assert_eq(find(idx, addr, &start, &end), r->entry, "range %zu of %zu", i,
 			     ref->n);
@@ -507,7 +421,7 @@ static void random_op(struct vma_index *idx, struct ref *ref, uint64_t *rng,
 	size_t i;
 	int ret;
 
-	unsigned int ins = ref->n < RMAX / 2 ? 45 : 20;
+	unsigned int ins = ref->n < REF_MAX / 2 ? 45 : 20;
 
 	if (op < ins) {
 		start = PG(xorshift(rng) % RSPAN) + xorshift(rng) % 3;
