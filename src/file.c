@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "file.h"
+#include "uffd/uffd.h"
 #include "jiffies.h"
 #include "kmem.h"
 #include "mm.h"
@@ -37,7 +38,7 @@ int file_get(int fd, struct uspf_file **out)
 		}
 	}
 	f = kmem_map(sizeof(*f));
-	dup_fd = f ? fcntl(fd, F_DUPFD_CLOEXEC, 3) : -1;
+	dup_fd = f ? uffd_fd_keep(fcntl(fd, F_DUPFD_CLOEXEC, 3)) : -1;
 	if (!f || dup_fd < 0) {
 		int err = f ? -errno : -ENOMEM;
 
@@ -81,7 +82,7 @@ void file_put(struct uspf_file *f)
 	*pp = f->next;
 	nr_files--;
 	pthread_mutex_unlock(&files_lock);
-	close(f->fd);
+	uffd_fd_close(f->fd);
 	kmem_unmap(f, sizeof(*f));
 }
 

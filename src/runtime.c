@@ -10,6 +10,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "call_rcu.h"
 #include "kmem.h"
 #include "runtime.h"
 #include "vma.h"
@@ -36,6 +37,14 @@ static void stop_handlers(struct uspf *u)
 		(void)0;	/* an eventfd write only fails on overflow */
 	for (i = 0; i < u->nr_handlers; i++)
 		handler_join(&u->handlers[i]);
+}
+
+/* A fresh stop eventfd: the old one stays readable once written. */
+static int new_stop_fd(struct uspf *u)
+{
+	uffd_fd_close(u->stop_fd);
+	u->stop_fd = uffd_fd_keep(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+	return u->stop_fd < 0 ? -errno : 0;
 }
 
 static int start_handlers(struct uspf *u)
@@ -65,8 +74,7 @@ static void runtime_free(struct uspf *u)
 		kmem_unmap(u->handlers, u->nr_handlers * sizeof(*u->handlers));
 	if (u->zero_area)
 		kmem_unmap((void *)u->zero_area, (size_t)u->cfg.fault_around * PAGE_SIZE);
-	if (u->stop_fd >= 0)
-		close(u->stop_fd);
+	uffd_fd_close(u->stop_fd);
 	kmem_unmap(u, sizeof(*u));
 }
 
@@ -78,31 +86,21 @@ void runtime_set_raw(struct uspf *u, unsigned long start, unsigned long end)
 	__atomic_store_n(&u->raw_end, end, __ATOMIC_RELEASE);
 }
 
-static void rcu_warm_nop(struct rcu_head *head)
-{
-	uspf_runtime_thread = true;	/* the call_rcu worker serves the runtime */
-}
-
 /*
- * liburcu maps memory the first time a thread reads or call_rcu() runs
- * (its registry, its call_rcu worker).  Let that happen now, not in the
- * middle of a writer, where it could take the hole an munmap just left
- * and be wiped by the program's next MAP_FIXED there.
+ * liburcu maps memory the first time a thread reads (its registry), and
+ * the callback worker's stack is mapped when it starts.  Let that happen
+ * now, not in the middle of a writer, where it could take the hole an
+ * munmap just left and be wiped by the program's next MAP_FIXED there.
  */
-static void rcu_warm_up(void)
+static int rcu_warm_up(void)
 {
-	static struct rcu_head head;
-
 	rcu_read_lock();
 	rcu_read_unlock();
-	call_rcu(&head, rcu_warm_nop);
-	rcu_barrier();
+	return mm_call_rcu_start();
 }
 
 int uspf_create(struct uspf **out, const struct uspf_config *cfg)
 {
-	static pthread_once_t warm = PTHREAD_ONCE_INIT;
-
 	struct uspf_config def;
 	struct uspf *u;
 	int ret;
@@ -119,7 +117,6 @@ int uspf_create(struct uspf **out, const struct uspf_config *cfg)
 	ret = vma_cache_init();
 	if (ret)
 		return ret;
-	pthread_once(&warm, rcu_warm_up);
 	kmem_atfork_register();	/* a child may create a runtime of its own */
 	u = kmem_map(sizeof(*u));
 	if (!u)
@@ -131,9 +128,9 @@ int uspf_create(struct uspf **out, const struct uspf_config *cfg)
 	u->handlers = kmem_map(u->nr_handlers * sizeof(*u->handlers));
 	/* Never written: UFFDIO_COPY from it installs zeroed writable pages. */
 	u->zero_area = kmem_map((size_t)cfg->fault_around * PAGE_SIZE);
-	u->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (!u->handlers || !u->zero_area || u->stop_fd < 0) {
-		ret = u->stop_fd < 0 ? -errno : -ENOMEM;
+	ret = new_stop_fd(u);
+	if (!u->handlers || !u->zero_area || ret) {
+		ret = ret ? ret : -ENOMEM;
 		runtime_free(u);
 		return ret;
 	}
@@ -152,7 +149,14 @@ int uspf_create(struct uspf **out, const struct uspf_config *cfg)
 		runtime_free(u);
 		return ret;
 	}
-	ret = start_handlers(u);
+	/*
+	 * Threads last: the first high descriptor grows the kernel's fd
+	 * table, which costs a synchronize_rcu() (milliseconds) once the
+	 * table is shared with another thread (expand_fdtable()).
+	 */
+	ret = rcu_warm_up();
+	if (!ret)
+		ret = start_handlers(u);
 	if (ret) {
 		stop_handlers(u);
 		mm_destroy(&u->mm);
@@ -162,6 +166,43 @@ int uspf_create(struct uspf **out, const struct uspf_config *cfg)
 	}
 	*out = u;
 	return 0;
+}
+
+/*
+ * The handlers stop between batches (every message read is handled), the
+ * intakes close their descriptors; faults wait in the userfaultfd's queue
+ * until runtime_resume().
+ */
+void runtime_pause(struct uspf *u)
+{
+	stop_handlers(u);
+	uffd_fd_close(u->stop_fd);
+	u->stop_fd = -1;
+}
+
+int runtime_resume(struct uspf *u)
+{
+	unsigned int i;
+	int ret;
+
+	atomic_store(&u->stop, false);
+	for (i = 0; i < u->nr_handlers; i++)
+		u->handlers[i].error = 0;
+	ret = new_stop_fd(u);
+	if (!ret)
+		ret = start_handlers(u);
+	return ret;
+}
+
+/* Paused: no handler holds the number; writers register under the mmap lock. */
+int runtime_move_uffd(struct uspf *u)
+{
+	int ret;
+
+	mmap_write_lock(&u->mm);
+	ret = uffd_move(&u->uffd);
+	mmap_write_unlock(&u->mm);
+	return ret;
 }
 
 /* exit_mmap(): unmap every VMA left (munmap unregisters), then free the model. */
@@ -186,7 +227,7 @@ void uspf_destroy(struct uspf *u)
 		return;
 	stop_handlers(u);
 	unmap_all(u);
-	rcu_barrier();		/* every call_rcu() of this mm has run */
+	mm_rcu_barrier();		/* every call_rcu() of this mm has run */
 	mm_destroy(&u->mm);
 	uffd_close(&u->uffd);
 	runtime_free(u);

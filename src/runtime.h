@@ -41,6 +41,23 @@ struct uspf {
 void runtime_set_raw(struct uspf *u, unsigned long start, unsigned long end);
 
 /*
+ * For the preload module, when the program takes one of the runtime's
+ * descriptor numbers (dup2 onto it): runtime_pause() stops and joins the
+ * handlers and closes their descriptors (faults wait, none is lost);
+ * runtime_move_uffd() moves the userfaultfd to another number while
+ * paused; runtime_resume() starts the handlers again.
+ */
+void runtime_pause(struct uspf *u);
+/*
+ * mapping.c: [start, end) stops being uspf's - unregistered from its
+ * userfaultfd and gone from the model, the memory left as it is - for a
+ * program that registers it with a userfaultfd of its own.
+ */
+int mapping_release(struct uspf *u, unsigned long start, unsigned long end);
+int runtime_resume(struct uspf *u);
+int runtime_move_uffd(struct uspf *u);
+
+/*
  * Where uspf_create() says what a user-mode-only userfaultfd costs
  * (stderr unless set).  The preload library says it in its own words,
  * once per process, and silences this one.

@@ -109,6 +109,27 @@ static void arm_stop(struct uffd_intake *in)
 }
 
 /*
+ * io_uring_queue_init(), then the ring's descriptor moved out of the
+ * program's way (fd.c): liburing uses ring_fd and enter_ring_fd.
+ */
+static int ring_init(struct uffd_intake *in, unsigned int entries, unsigned int flags)
+{
+	int ret = io_uring_queue_init(entries, &in->ring, flags);
+
+	if (ret < 0)
+		return ret;
+	in->ring.ring_fd = uffd_fd_keep(in->ring.ring_fd);
+	in->ring.enter_ring_fd = in->ring.ring_fd;
+	return 0;
+}
+
+static void ring_exit(struct uffd_intake *in)
+{
+	uffd_fd_forget(in->ring.ring_fd);	/* io_uring_queue_exit() closes it */
+	io_uring_queue_exit(&in->ring);
+}
+
+/*
  * SINGLE_ISSUER | DEFER_TASKRUN: completions are run by this thread when it
  * waits, not by interrupts of it at random points.  Older kernels (< 6.1)
  * refuse the flags; plain rings then.
@@ -119,10 +140,9 @@ static int ring_setup(struct uffd_intake *in)
 	unsigned int i;
 	int ret;
 
-	ret = io_uring_queue_init(entries, &in->ring, IORING_SETUP_SINGLE_ISSUER |
-				  IORING_SETUP_DEFER_TASKRUN);
+	ret = ring_init(in, entries, IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN);
 	if (ret == -EINVAL)
-		ret = io_uring_queue_init(entries, &in->ring, 0);
+		ret = ring_init(in, entries, 0);
 	if (ret < 0)
 		return ret;
 	for (i = 0; i < in->depth; i++)
@@ -130,7 +150,7 @@ static int ring_setup(struct uffd_intake *in)
 	arm_stop(in);
 	ret = io_uring_submit(&in->ring);
 	if (ret < 0) {
-		io_uring_queue_exit(&in->ring);
+		ring_exit(in);
 		return ret;
 	}
 	in->ring_live = true;
@@ -195,8 +215,9 @@ static int wait_ring(struct uffd_intake *in)
 	int ret;
 
 	for (;;) {
+		/* Stopping: hand out what was read already (rings without DEFER_TASKRUN). */
 		if (stopped(in))
-			return 0;
+			return reap(in, &stop_seen);
 		if (in->err)
 			return in->err;
 		/*
@@ -249,7 +270,7 @@ static int epoll_setup(struct uffd_intake *in)
 {
 	struct epoll_event ev = { .events = EPOLLIN | EPOLLEXCLUSIVE, .data.u32 = 0 };
 
-	in->epfd = epoll_create1(EPOLL_CLOEXEC);
+	in->epfd = uffd_fd_keep(epoll_create1(EPOLL_CLOEXEC));
 	if (in->epfd < 0)
 		return -errno;
 	if (epoll_ctl(in->epfd, EPOLL_CTL_ADD, in->uffd_fd, &ev))
@@ -262,7 +283,7 @@ static int epoll_setup(struct uffd_intake *in)
 	}
 	return 0;
 fail:
-	close(in->epfd);
+	uffd_fd_close(in->epfd);
 	in->epfd = -1;
 	return -errno;
 }
@@ -433,9 +454,9 @@ void uffd_intake_destroy(struct uffd_intake *in)
 	if (!in)
 		return;
 	if (in->ring_live)
-		io_uring_queue_exit(&in->ring);
+		ring_exit(in);
 	if (in->epfd >= 0)
-		close(in->epfd);
+		uffd_fd_close(in->epfd);
 	unmap(in, in->map_len);
 	errno = saved;
 }

@@ -128,7 +128,7 @@ static int open_with(struct uffd *u, uint64_t want)
 			return ret;
 		want &= ~(uint64_t)UFFD_FEATURE_EVENT_FORK;
 	}
-	u->fd = fd;
+	u->fd = uffd_fd_keep(fd);
 	u->features = want;
 	return 0;
 }
@@ -155,10 +155,26 @@ void uffd_close(struct uffd *u)
 {
 	int saved = errno;
 
-	if (u->fd >= 0)
-		close(u->fd);
+	uffd_fd_close(u->fd);
 	u->fd = -1;
 	errno = saved;
+}
+
+int uffd_move(struct uffd *u)
+{
+	int saved = errno;
+	int fd = fcntl(u->fd, F_DUPFD_CLOEXEC, 3);
+
+	if (fd < 0) {
+		fd = -errno;
+		errno = saved;
+		return fd;
+	}
+	fd = uffd_fd_keep(fd);
+	uffd_fd_close(u->fd);
+	u->fd = fd;
+	errno = saved;
+	return 0;
 }
 
 const char *uffd_open_how_name(enum uffd_open_how how)

@@ -47,7 +47,28 @@ struct uffd {
  */
 int uffd_open(struct uffd *u, uint64_t want, FILE *warn);
 void uffd_close(struct uffd *u);
+/* The same userfaultfd under another (high) number; no other user of u->fd may run. */
+int uffd_move(struct uffd *u);
 const char *uffd_open_how_name(enum uffd_open_how how);
+
+/*
+ * ---- descriptors (fd.c) ----
+ *
+ * The runtime's descriptors sit at the top of the program's range, close-
+ * on-exec, and are remembered, so that an injected program's own numbers
+ * stay its own.  uffd_fd_keep() moves fd there (closing the original) and
+ * returns the new number (fd itself if no high number is free); negative
+ * fd is passed through.  uffd_fd_close() forgets and closes one,
+ * uffd_fd_forget() only forgets (a forked child's copy, closed by the
+ * caller).  uffd_fd_kept*() answer "is this one of the runtime's?".
+ */
+#define UFFD_FD_MAX	4096
+int uffd_fd_keep(int fd);
+void uffd_fd_close(int fd);
+void uffd_fd_forget(int fd);
+bool uffd_fd_kept(int fd);
+/* The lowest kept fd in [lo, hi] into *first; false if none. */
+bool uffd_fd_kept_range(unsigned int lo, unsigned int hi, unsigned int *first);
 
 /* Features the kernel offers, probed on a throw-away fd. */
 int uffd_probe_features(uint64_t *features);
