@@ -14,6 +14,7 @@
 
 #include <urcu-bp.h>
 
+#include "call_rcu.h"
 #include "bench_index.h"
 #include "kmem.h"
 #include "vma_index.h"
@@ -183,7 +184,7 @@ int bench_index_run(size_t n, uint64_t seed, struct bench_index_result *r)
 	ret = bench_phases(&w, r);
 	vma_index_destroy(&w.idx);
 	/* Let the erased nodes go back to their caches before the next run. */
-	rcu_barrier();
+	mm_rcu_barrier();
 out:
 	kmem_unmap(w.addrs, n * sizeof(*w.addrs));
 	kmem_unmap(w.ranges, n * sizeof(*w.ranges));

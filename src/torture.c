@@ -65,6 +65,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "call_rcu.h"
 #include "cli.h"
 #include "inject.h"
 #include "torture.h"
@@ -1821,7 +1822,7 @@ static int torture_run(struct torture *t)
 	if (!t->o.quiet)
 		print_header(t);
 	/* Every earlier free has run: the caches' counts are the baseline. */
-	rcu_barrier();
+	mm_rcu_barrier();
 	vmas_before = vm_area_in_use();
 	anon_before = anon_vma_in_use();
 
@@ -1873,7 +1874,7 @@ static int torture_run(struct torture *t)
 		t->mm[m].u = NULL;
 	}
 	set_phase(t, "rcu_barrier");
-	rcu_barrier();
+	mm_rcu_barrier();
 	set_phase(t, NULL);
 	vmas_after = vm_area_in_use();
 	anon_after = anon_vma_in_use();

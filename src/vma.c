@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "call_rcu.h"
 #include "file.h"
 #include "handler.h"
 #include "kmem.h"
@@ -148,11 +149,9 @@ void vm_area_free(struct uspf_vma *vma)
 static void vm_area_free_cb(struct rcu_head *head)
 {
 	/*
-	 * This runs on liburcu's call_rcu worker: under `uspf run` that
-	 * thread is the runtime's too, and what it allocates must not come
-	 * from uspf memory (a child's new worker is marked by its first VMA).
+	 * This runs on the callback worker (call_rcu.c), a runtime thread:
+	 * what it allocates never comes from uspf memory.
 	 */
-	uspf_runtime_thread = true;
 	vm_area_free(caa_container_of(head, struct uspf_vma, rcu));
 }
 
@@ -163,7 +162,7 @@ void vm_area_free_rcu(struct uspf_vma *vma)
 	if (ops && ops->typesafe_by_rcu)
 		vm_area_free(vma);
 	else
-		call_rcu(&vma->rcu, vm_area_free_cb);
+		mm_call_rcu(&vma->rcu, vm_area_free_cb);
 }
 
 int vma_caches_protect(int prot)

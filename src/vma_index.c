@@ -101,6 +101,7 @@
 
 #include <urcu-bp.h>
 
+#include "call_rcu.h"
 #include "kmem.h"
 #include "vma_index.h"
 
@@ -235,7 +236,7 @@ static void retired_free_rcu(struct rcu_head *head)
 static void retired_flush(struct vma_index *idx)
 {
 	if (idx->retired)
-		call_rcu(&idx->retired->rcu, retired_free_rcu);
+		mm_call_rcu(&idx->retired->rcu, retired_free_rcu);
 	idx->retired = NULL;
 }
 
@@ -251,9 +252,9 @@ static void node_retire(struct vma_index *idx, struct vma_index_node *n)
 		r = kmem_cache_alloc(retired_cache);
 		if (!r) {
 			if (!n->level)
-				call_rcu(&n->l.rcu, leaf_free_rcu);
+				mm_call_rcu(&n->l.rcu, leaf_free_rcu);
 			else
-				call_rcu(&n->i.rcu, inner_free_rcu);
+				mm_call_rcu(&n->i.rcu, inner_free_rcu);
 			return;
 		}
 		idx->retired = r;

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "call_rcu.h"
 #include "helpers.h"
 #include "runtime.h"
 #include "vma.h"
@@ -106,7 +107,7 @@ Test(vma, anon_vma_prepare_races_install_one)
 	cr_assert_eq(anon_vma_in_use(), before + 1);
 	cr_assert_eq(atomic_load(&p[0].vma->anon_vma->refcount), 1);
 	vm_area_free(p[0].vma);
-	rcu_barrier();
+	mm_rcu_barrier();
 	cr_assert_eq(anon_vma_in_use(), before);
 	mm_destroy(&mm);
 }
@@ -160,7 +161,7 @@ Test(vma, split_and_merge_states)
 	cr_assert(vma_is_detached(b) && vma_is_detached(c));
 	cr_assert_eq(atomic_load(&a->anon_vma->refcount), 3, "freed VMAs drop theirs later");
 	rcu_read_unlock();
-	rcu_barrier();
+	mm_rcu_barrier();
 	rcu_read_lock();
 	cr_assert_eq(atomic_load(&vma_at(u, p)->anon_vma->refcount), 1);
 	rcu_read_unlock();
@@ -180,7 +181,7 @@ Test(vma, munmap_detaches_then_frees_after_grace_period)
 	struct uspf_vma *a;
 	size_t in_use;
 
-	rcu_barrier();
+	mm_rcu_barrier();
 	in_use = vm_area_in_use();
 	rcu_read_lock();
 	a = vma_at(u, p);
@@ -191,7 +192,7 @@ Test(vma, munmap_detaches_then_frees_after_grace_period)
 	cr_assert_eq(a->vm_start, (unsigned long)p, "still a VMA inside the read section");
 	cr_assert_eq(vm_area_in_use(), in_use);
 	rcu_read_unlock();
-	rcu_barrier();
+	mm_rcu_barrier();
 	cr_assert_eq(vm_area_in_use(), in_use - 1);
 	uspf_destroy(u);
 }
@@ -204,7 +205,7 @@ Test(vma, destroy_leaks_nothing)
 	char *p;
 
 	cr_assert_eq(vma_cache_init(), 0);
-	rcu_barrier();
+	mm_rcu_barrier();
 	vmas = vm_area_in_use();
 	avs = anon_vma_in_use();
 	u = t_runtime(USPF_POLICY_MMAP_LOCK, 1);

@@ -23,6 +23,7 @@
 #include <criterion/parameterized.h>
 #include <urcu-bp.h>
 
+#include "call_rcu.h"
 #include "vma_index.h"
 #include "vma_index_ref.h"
 
@@ -278,7 +279,7 @@ Test(vma_index, erase)
 	layout_insert(&idx, "EEEEEEEEEEEEE");
 	assert_layout(&idx, "EEEEEEEEEEEEE");
 	vma_index_destroy(&idx);
-	rcu_barrier();
+	mm_rcu_barrier();
 }
 
 Test(vma_index, address_space_edges)
@@ -579,7 +580,7 @@ static void churn_run(bool resize)
 	cr_assert_gt(writes, 0);
 	cr_assert_gt(hits, 0);
 	vma_index_destroy(&c.idx);
-	rcu_barrier();
+	mm_rcu_barrier();
 }
 
 Test(vma_index, concurrent_readers_insert_erase)
@@ -646,5 +647,5 @@ Test(vma_index, destroy_with_callbacks_pending)
 			cr_assert_eq(vma_index_erase(&idx, PG(i)), E(i + 1));
 		vma_index_destroy(&idx);
 	}
-	rcu_barrier();
+	mm_rcu_barrier();
 }

@@ -1,0 +1,150 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * call_rcu.c - callbacks after a grace period, on one worker per process.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <unistd.h>
+
+#include "call_rcu.h"
+#include "handler.h"
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t more = PTHREAD_COND_INITIALIZER;	/* worker: callbacks queued */
+static pthread_cond_t ran = PTHREAD_COND_INITIALIZER;	/* barrier: callbacks run */
+static struct rcu_head *head, **tail = &head;
+static uint64_t queued, done;
+static pid_t worker_pid;				/* the process whose worker runs */
+
+/* rcu_head's queue node is a plain next pointer here. */
+static struct rcu_head **next_of(struct rcu_head *h)
+{
+	return (struct rcu_head **)&h->next.next;
+}
+
+static void *worker(void *arg)
+{
+	struct rcu_head *list, *next;
+	uint64_t n;
+
+	uspf_runtime_thread = true;	/* what callbacks allocate is never uspf memory */
+	for (;;) {
+		pthread_mutex_lock(&lock);
+		while (!head)
+			pthread_cond_wait(&more, &lock);
+		list = head;
+		head = NULL;
+		tail = &head;
+		n = queued - done;
+		pthread_mutex_unlock(&lock);
+
+		synchronize_rcu();
+		for (; list; list = next) {
+			next = *next_of(list);
+			list->func(list);
+		}
+
+		pthread_mutex_lock(&lock);
+		done += n;
+		pthread_cond_broadcast(&ran);
+		pthread_mutex_unlock(&lock);
+	}
+	return NULL;
+}
+
+static void fork_prepare(void)
+{
+	pthread_mutex_lock(&lock);
+}
+
+static void fork_parent(void)
+{
+	pthread_mutex_unlock(&lock);
+}
+
+/* No worker here: the parent's queue is forgotten, the next start makes one. */
+static void fork_child(void)
+{
+	pthread_mutex_init(&lock, NULL);
+	pthread_cond_init(&more, NULL);
+	pthread_cond_init(&ran, NULL);
+	head = NULL;
+	tail = &head;
+	queued = done = 0;
+	worker_pid = 0;
+}
+
+static void atfork_once(void)
+{
+	pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+/* Called with lock held. */
+static int start_locked(void)
+{
+	sigset_t all, old;
+	pthread_t t;
+	int ret;
+
+	if (worker_pid == getpid())
+		return 0;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);	/* the worker inherits: no signal runs there */
+	ret = pthread_create(&t, NULL, worker, NULL);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (ret)
+		return -ret;
+	pthread_detach(t);
+	worker_pid = getpid();
+	return 0;
+}
+
+void mm_call_rcu_atfork(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	pthread_once(&once, atfork_once);
+}
+
+int mm_call_rcu_start(void)
+{
+	int ret;
+
+	mm_call_rcu_atfork();
+	pthread_mutex_lock(&lock);
+	ret = start_locked();
+	pthread_mutex_unlock(&lock);
+	return ret;
+}
+
+void mm_call_rcu(struct rcu_head *h, void (*func)(struct rcu_head *h))
+{
+	h->func = func;
+	*next_of(h) = NULL;
+	pthread_mutex_lock(&lock);
+	/* A runtime started the worker; without one (tests of the model alone) start it now. */
+	if (worker_pid != getpid() && start_locked()) {
+		pthread_mutex_unlock(&lock);
+		synchronize_rcu();	/* no thread to be had: wait here instead */
+		func(h);
+		return;
+	}
+	*tail = h;
+	tail = next_of(h);
+	queued++;
+	pthread_cond_signal(&more);
+	pthread_mutex_unlock(&lock);
+}
+
+void mm_rcu_barrier(void)
+{
+	uint64_t target;
+
+	pthread_mutex_lock(&lock);
+	target = queued;
+	while (done < target)
+		pthread_cond_wait(&ran, &lock);
+	pthread_mutex_unlock(&lock);
+}
