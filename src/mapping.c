@@ -528,6 +528,39 @@ int uspf_munmap(struct uspf *u, void *addr, size_t len)
 	return 0;
 }
 
+int mapping_release(struct uspf *u, unsigned long start, unsigned long end)
+{
+	struct uspf_mm *mm = &u->mm;
+	struct uspf_vma *gone;
+	int ret;
+
+	mmap_write_lock(mm);
+	ret = detach_range(mm, start, end, &gone);
+	if (ret) {
+		mmap_write_unlock(mm);
+		return ret;
+	}
+	/*
+	 * The pages change hands under the PTLs, as a zap: a fill taken
+	 * before now is stale (vm_zaps), and after the unregister a copy of
+	 * ours could not land anyway.  UFFDIO_UNREGISTER wakes the faults
+	 * still waiting there; they fault again as the new owner decides.
+	 */
+	ptl_lock_range(&mm->ptl, start, end);
+	zapped_listed(gone);
+	ret = uffd_unregister(&u->uffd, start, end - start);
+	ptl_unlock_range(&mm->ptl, start, end);
+	if (ret) {
+		detach_cancel(gone);
+		mmap_write_unlock(mm);
+		return ret;
+	}
+	detach_erase(mm, gone);
+	detach_finish(gone);
+	mmap_write_unlock(mm);
+	return 0;
+}
+
 /* Is [start, end) covered by VMAs with no hole?  (-ENOMEM otherwise, as the kernel.) */
 static bool range_mapped(struct uspf_mm *mm, unsigned long start, unsigned long end)
 {

@@ -36,10 +36,12 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "call_rcu.h"
 #include "kmem.h"
 #include "preload.h"
 #include "preload_env.h"
 #include "runtime.h"
+#include "uffd/uffd.h"
 #include "vma.h"
 #include "vma_index.h"
 
@@ -50,9 +52,6 @@
 extern void urcu_bp_before_fork(void);
 extern void urcu_bp_after_fork_parent(void);
 extern void urcu_bp_after_fork_child(void);
-extern void urcu_bp_call_rcu_before_fork(void);
-extern void urcu_bp_call_rcu_after_fork_parent(void);
-extern void urcu_bp_call_rcu_after_fork_child(void);
 
 enum { RT_NONE = 0, RT_LIVE, RT_OFF };
 
@@ -67,7 +66,8 @@ static _Atomic int rt_state;
 static struct uspf *_Atomic runtime;
 static struct uspf *fork_locked;		/* runtime whose mmap lock prepare took */
 static bool umo_said;
-static int stats_fd = -1;			/* USPF_STATS=-: stderr, kept from the start */
+static int stats_fd = -1;			/* USPF_STATS: opened at the start, kept high */
+static char stats_path[4096];			/* USPF_STATS, absolute, copied at the start */
 static pid_t stats_pid;				/* whose line this image writes */
 static atomic_bool stats_written;
 
@@ -353,6 +353,56 @@ struct uspf *preload_runtime(void)
 	return live_runtime();
 }
 
+struct uspf *preload_live(void)
+{
+	return live_runtime();
+}
+
+bool preload_owner(void)
+{
+	return getpid() == stats_pid;
+}
+
+/* Runtime changes from the program's threads: one at a time, no signal inside. */
+void preload_lock(sigset_t *old)
+{
+	sig_block(old);
+	in_runtime++;
+	pthread_mutex_lock(&create_lock);
+}
+
+void preload_unlock(const sigset_t *old)
+{
+	pthread_mutex_unlock(&create_lock);
+	in_runtime--;
+	sig_restore(old);
+}
+
+void preload_die(const char *why)
+{
+	char line[256];
+
+	snprintf(line, sizeof(line), "uspf: %s: %s\n", why, strerror(errno));
+	say(line);
+	abort();
+}
+
+int preload_stats_fd(void)
+{
+	return stats_fd;
+}
+
+void preload_stats_fd_move(void)
+{
+	int fd = fcntl(stats_fd, F_DUPFD_CLOEXEC, 3);
+
+	if (fd < 0)
+		preload_die("cannot move the stats descriptor off a number the program takes");
+	fd = uffd_fd_keep(fd);
+	uffd_fd_close(stats_fd);
+	stats_fd = fd;
+}
+
 /* ---- ranges uspf owns -------------------------------------------------- */
 
 /*
@@ -377,6 +427,12 @@ static bool next_owned(struct uspf *u, unsigned long from, unsigned long end,
 	*s = vs < from ? from : vs;
 	*e = ve > end ? end : ve;
 	return true;
+}
+
+bool preload_next_owned(struct uspf *u, unsigned long from, unsigned long end,
+			unsigned long *s, unsigned long *e)
+{
+	return next_owned(u, from, end, s, e);
 }
 
 static bool owns_any(struct uspf *u, unsigned long start, unsigned long end)
@@ -712,6 +768,8 @@ static void fork_child(void)
 	 * This runs first among the child handlers, before liburcu's.
 	 */
 	fork_locked = NULL;
+	preload_fd_fork_child();
+	preload_threads_fork_child();
 	stats_pid = getpid();
 	atomic_store_explicit(&stats_written, false, memory_order_relaxed);
 	atomic_store_explicit(&runtime, NULL, memory_order_relaxed);
@@ -766,6 +824,28 @@ static size_t json_str(char *dst, size_t len, const char *s)
 		o += (size_t)snprintf(buf + o, sizeof(buf) - o, __VA_ARGS__); \
 } while (0)
 
+/*
+ * One write on the descriptor opened at the start (O_APPEND: lines of
+ * several processes never mix).  A failure is said on stderr: the
+ * program's exit status is not ours to change.
+ */
+static void stats_put(const char *buf, size_t len)
+{
+	char line[4200 + 80];
+	ssize_t w = stats_fd >= 0 ? write(stats_fd, buf, len) : -1;
+
+	if (w == (ssize_t)len)
+		return;
+	if (stats_fd < 0 && !strcmp(env.stats, "-")) {
+		say(buf);
+		return;
+	}
+	snprintf(line, sizeof(line), "uspf: pid %d: cannot write its stats line to %s: %s\n",
+		 (int)getpid(), !strcmp(env.stats, "-") ? "stderr" : stats_path,
+		 w < 0 ? strerror(errno) : "short write");
+	say(line);
+}
+
 static void write_stats(void)
 {
 	static struct uspf_stats st;
@@ -775,7 +855,6 @@ static void write_stats(void)
 	const char *policy = uspf_policy_name(env.cfg.policy);
 	size_t o = 0;
 	unsigned int c;
-	int fd;
 
 	memset(&st, 0, sizeof(st));
 	if (u) {
@@ -794,13 +873,7 @@ static void write_stats(void)
 		for (c = 0; c < USPF_NR_COUNTERS; c++)
 			if (st.counters[c])
 				APPEND("  %-24s %" PRIu64 "\n", uspf_counter_name(c), st.counters[c]);
-		if (stats_fd >= 0) {
-			if (write(stats_fd, buf, o < sizeof(buf) ? o : sizeof(buf) - 1) < 0) {
-				/* stderr is gone: nothing to say it on */
-			}
-		} else {
-			say(buf);
-		}
+		stats_put(buf, o < sizeof(buf) ? o : sizeof(buf) - 1);
 		return;
 	}
 	APPEND("{\"pid\":%d,\"program\":\"%s\",\"policy\":\"%s\",\"uspf\":%s,\"faults\":%" PRIu64
@@ -810,15 +883,7 @@ static void write_stats(void)
 		APPEND("%s\"%s\":%" PRIu64, c ? "," : "", uspf_counter_name(c), st.counters[c]);
 	APPEND("},\"latency_ns\":{\"p50\":%" PRIu64 ",\"p99\":%" PRIu64 "}}\n",
 	       uspf_stats_percentile(&st, 50), uspf_stats_percentile(&st, 99));
-	if (o >= sizeof(buf))
-		return;
-	fd = open(env.stats, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return;
-	if (write(fd, buf, o) < 0) {
-		/* nothing to do: the program's exit status is not ours to change */
-	}
-	close(fd);
+	stats_put(buf, o < sizeof(buf) ? o : sizeof(buf) - 1);
 }
 
 /*
@@ -854,6 +919,39 @@ EXPORT void _Exit(int status)
 	_exit(status);
 }
 
+/*
+ * USPF_STATS is read once, here: the path copied and made absolute (the
+ * program may overwrite its environment - redis rewrites its title over
+ * it - or change directory), the file opened now, while the program still
+ * has the rights it started with, and kept on a high descriptor.  "-" is a
+ * copy of stderr (programs may close stderr at exit before we run).
+ */
+static void stats_open(void)
+{
+	char line[4200 + 80];
+	size_t n = 0;
+
+	if (!env.stats)
+		return;
+	if (!strcmp(env.stats, "-")) {
+		stats_fd = uffd_fd_keep(fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3));
+		return;
+	}
+	if (env.stats[0] != '/' && getcwd(stats_path, sizeof(stats_path) - 1)) {
+		n = strlen(stats_path);
+		if (n && stats_path[n - 1] != '/')
+			stats_path[n++] = '/';
+	}
+	snprintf(stats_path + n, sizeof(stats_path) - n, "%s", env.stats);
+	env.stats = stats_path;
+	stats_fd = uffd_fd_keep(open(stats_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644));
+	if (stats_fd < 0) {
+		snprintf(line, sizeof(line), "uspf: USPF_STATS=%s: %s: pid %d writes no stats line\n",
+			 stats_path, strerror(errno), (int)getpid());
+		say(line);
+	}
+}
+
 /* ---- constructor and destructor ---------------------------------------- */
 
 __attribute__((constructor)) static void preload_init(void)
@@ -865,26 +963,26 @@ __attribute__((constructor)) static void preload_init(void)
 	once = true;
 	env_load();
 	resolve();
+	preload_fd_init();
+	preload_threads_init();
 	stats_pid = getpid();
-	/* Programs may close stderr at exit (gnulib's close_stdout) before we run. */
-	if (env.stats && !strcmp(env.stats, "-"))
-		stats_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 100);
+	stats_open();
 	dl_iterate_phdr(phdr_cb, (void *)(uintptr_t)&preload_init);
 	/*
 	 * Prepare handlers run in reverse order of registration, the parent's
 	 * and the child's in order.  Prepare: ours (mapping changes drained),
-	 * then call_rcu's (its workers paused, which may need a grace period),
-	 * then urcu-bp's (the grace-period and registry locks).  Child: ours
-	 * first (the old runtime forgotten before liburcu's handlers allocate),
-	 * then liburcu's, then the end of our bypass.  kmem's go first of
-	 * all: its locks are the innermost, taken after everything that may
-	 * allocate runtime objects while preparing.
+	 * then urcu-bp's (the grace-period and registry locks), then the
+	 * callback queue's and kmem's: their locks are the innermost (a writer
+	 * holding the mmap lock queues callbacks; callbacks free into kmem),
+	 * so they are registered first.  Child: ours first (the old runtime
+	 * forgotten before liburcu's handlers allocate), then liburcu's, then
+	 * the end of our bypass.  No handler waits for a thread: a fork costs
+	 * a few lock round trips.
 	 */
 	kmem_atfork_register();
+	mm_call_rcu_atfork();
 	pthread_atfork(NULL, fork_parent, fork_child);
 	pthread_atfork(urcu_bp_before_fork, urcu_bp_after_fork_parent, urcu_bp_after_fork_child);
-	pthread_atfork(urcu_bp_call_rcu_before_fork, urcu_bp_call_rcu_after_fork_parent,
-		       urcu_bp_call_rcu_after_fork_child);
 	pthread_atfork(fork_prepare, fork_done, fork_done);
 	if (env.disable)
 		atomic_store_explicit(&rt_state, RT_OFF, memory_order_release);

@@ -56,6 +56,34 @@ bool preload_caller_bypass(const void *ra);
 /* USPF_HEAP: serve malloc from uspf mappings (default) or the system allocator. */
 bool preload_heap_enabled(void);
 
+/* ---- for preload_fd.c and preload_threads.c (preload.c) ---- */
+#include <signal.h>
+/* The live runtime, or NULL; never creates one. */
+struct uspf *preload_live(void);
+/* True in the process whose runtime this is (false in a vfork() child). */
+bool preload_owner(void);
+/* Serialise runtime changes made from program threads; signals blocked. */
+void preload_lock(sigset_t *old);
+void preload_unlock(const sigset_t *old);
+/* One line on stderr (with errno's text), then abort(). */
+void preload_die(const char *why) __attribute__((noreturn));
+/* USPF_STATS's descriptor (-1: none), and moving it to another number. */
+int preload_stats_fd(void);
+void preload_stats_fd_move(void);
+
+/* preload_fd.c: close, close_range, closefrom, dup2, dup3. */
+void preload_fd_init(void);
+void preload_fd_fork_child(void);
+
+/* preload_threads.c: pthread_create; the last program thread ends the process. */
+void preload_threads_init(void);
+void preload_threads_fork_child(void);
+
+/* preload_uffd.c: the program's own userfaultfd takes its ranges from uspf. */
+/* The first run of uspf VMAs in [from, end), clipped (preload.c). */
+bool preload_next_owned(struct uspf *u, unsigned long from, unsigned long end,
+			unsigned long *s, unsigned long *e);
+
 /* Raw mappings for the allocator's own metadata and for bypassed callers. */
 void *preload_raw_mmap(size_t len);
 void preload_raw_munmap(void *p, size_t len);
