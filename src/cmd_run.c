@@ -8,6 +8,7 @@
  * one line and exit status 2, and the program is never started.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
@@ -17,6 +18,7 @@
 
 #include "cli.h"
 #include "preload_env.h"
+#include "uffd/uffd.h"
 
 #ifndef PKGLIBDIR
 #define PKGLIBDIR "/usr/local/lib/uspf"
@@ -44,8 +46,9 @@ static void run_usage(FILE *out)
 		"                    at exit; '-' prints a table on stderr\n"
 		"  -h, --help        this text\n"
 		"\n"
-		"exit status: PROGRAM's; 2 for a bad option or variable; 127 if PROGRAM\n"
-		"cannot be run.\n");
+		"exit status: PROGRAM's; 2 for a bad option or variable (an unwritable\n"
+		"--stats file, a USPF_PRELOAD that is not there); 127 if PROGRAM cannot\n"
+		"be run.\n");
 }
 
 /* The preload library: $USPF_PRELOAD, the build tree, or the installed one. */
@@ -85,6 +88,62 @@ static int preload_path(char *buf, size_t len)
 	return 0;
 }
 
+/*
+ * The stats file: made absolute now (each process of the run appends to
+ * the same file, wherever it changes directory) and opened once for
+ * append, so that a path that cannot be written is an error before the
+ * program starts, not a line silently lost at its exit.
+ */
+static int stats_check(const char *path, char *abs, size_t len)
+{
+	char cwd[PATH_MAX];
+	int fd, n;
+
+	if (!strcmp(path, "-")) {
+		snprintf(abs, len, "-");
+		return 0;
+	}
+	if (path[0] == '/')
+		n = snprintf(abs, len, "%s", path);
+	else if (getcwd(cwd, sizeof(cwd)))
+		n = snprintf(abs, len, "%s/%s", cwd, path);
+	else
+		return -errno;
+	if (n < 0 || (size_t)n >= len)
+		return -ENAMETOOLONG;
+	fd = open(abs, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	close(fd);
+	return 0;
+}
+
+/*
+ * Without the privilege for a full userfaultfd uspf takes nothing (a
+ * user-mode-only one would make read(2) into fresh memory fail): say so
+ * once for the whole run, not once per process, and turn it off.
+ */
+static void user_mode_only_once(void)
+{
+	struct uffd u;
+	const char *off = getenv("USPF_DISABLE");
+
+	if ((off && !strcmp(off, "1")) || uffd_open(&u, 0, NULL))
+		return;
+	if (u.how == UFFD_VIA_SYSCALL_USER_ONLY) {
+		fprintf(stderr, "uspf: userfaultfd serves user-mode faults only (needs root or "
+			"vm.unprivileged_userfaultfd=1 for kernel faults): uspf is off\n");
+		setenv("USPF_DISABLE", "1", 1);
+	}
+	uffd_close(&u);
+}
+
+/* An ASan runtime must come first in LD_PRELOAD: then ours goes after it. */
+static bool names_asan(const char *preload)
+{
+	return strstr(preload, "libasan") || strstr(preload, "libclang_rt.asan");
+}
+
 int cmd_run(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -100,7 +159,7 @@ int cmd_run(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	char lib[PATH_MAX + 16], msg[320], *preload;
+	char lib[PATH_MAX + 16], msg[320], stats[PATH_MAX + 16], *preload;
 	const char *old, *var = NULL, *flag = NULL;
 	int c, ret;
 
@@ -124,6 +183,12 @@ int cmd_run(int argc, char **argv)
 			/* One line, naming what is accepted, as bench and torture do. */
 			return cli_unknown_option("run", argv, c, opts);
 		}
+		/* `--stats -- prog`: the value is missing, not a file named "--". */
+		if (c == 's' && optarg[0] == '-' && optarg[1]) {
+			fprintf(stderr, "uspf run: --stats needs a FILE or '-' (got '%s'; name a "
+				"file that starts with '-' as ./%s)\n", optarg, optarg);
+			return 2;
+		}
 		if (!*optarg || preload_env_check(var, optarg, msg, sizeof(msg))) {
 			fprintf(stderr, "uspf run: %s %s (%s): %s\n", flag, optarg, var,
 				*optarg ? msg : "empty value");
@@ -141,12 +206,23 @@ int cmd_run(int argc, char **argv)
 		fprintf(stderr, "uspf: %s\n", msg);
 		return 2;
 	}
+	old = getenv("USPF_STATS");
+	if (old && *old) {
+		ret = stats_check(old, stats, sizeof(stats));
+		if (ret) {
+			fprintf(stderr, "uspf run: --stats %s (USPF_STATS): cannot write it: %s\n",
+				old, strerror(-ret));
+			return 2;
+		}
+		setenv("USPF_STATS", stats, 1);
+	}
 	ret = preload_path(lib, sizeof(lib));
 	if (ret || access(lib, R_OK)) {
 		fprintf(stderr, "uspf run: cannot find libuspf-preload.so (tried %s): set "
-			"USPF_PRELOAD\n", lib);
-		return 1;
+			"USPF_PRELOAD to its path\n", lib);
+		return 2;
 	}
+	user_mode_only_once();
 	old = getenv("LD_PRELOAD");
 	if (old && *old) {
 		size_t n = strlen(lib) + strlen(old) + 2;
@@ -156,7 +232,10 @@ int cmd_run(int argc, char **argv)
 			fprintf(stderr, "uspf run: out of memory\n");
 			return 1;
 		}
-		snprintf(preload, n, "%s:%s", lib, old);
+		if (names_asan(old))
+			snprintf(preload, n, "%s:%s", old, lib);
+		else
+			snprintf(preload, n, "%s:%s", lib, old);
 	} else {
 		preload = lib;
 	}
