@@ -22,6 +22,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "as_nobody.h"
 #include "helpers.h"
 
 extern char **environ;
@@ -369,41 +370,64 @@ Test(preload, stats_line_on_every_exit)
  * registered page would fail with EFAULT, so uspf takes nothing and says
  * so in one line; the program (t_read: read(2) into fresh memory) runs
  * as without uspf.
+ *
+ * nobody may not reach the build tree (a clone under /root or in a
+ * `mktemp -d` directory): t_read and the library run from copies in a
+ * directory of their own (as_nobody.h), both runs the same program.
  */
-Test(preload, user_mode_only_takes_nothing)
+Test(preload, user_mode_only_takes_nothing, .fini = t_nobody_cleanup)
 {
 	const char *lib = env_or_skip("USPF_PRELOAD_LIB");
-	static char preload[4200], stats_env[128];
+	static char preload[PATH_MAX + 16], stats_env[128], reuid[32], regid[32];
 	/*
 	 * The library goes to t_read only: setpriv keeps its capabilities on
 	 * its one thread (capset) before setresgid(), which glibc applies to
 	 * every thread - uspf's handler threads would fail it (see uspf(7)).
+	 * It still holds them when it execs: only env, exec'ing as nobody
+	 * proper, would find a t_read that nobody cannot reach.
 	 */
-	char *plain_argv[] = { "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--",
-			       target("t_read"), NULL };
-	char *argv[] = { "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--",
-			 "env", preload, stats_env, "USPF_MIN_SIZE=64K", target("t_read"), NULL };
-	char *stats = stats_path();
+	char *plain_argv[] = { "setpriv", reuid, regid, "--clear-groups", "--",
+			       NULL /* t_read */, NULL };
+	char *argv[] = { "setpriv", reuid, regid, "--clear-groups", "--",
+			 "env", preload, stats_env, "USPF_MIN_SIZE=64K", NULL /* t_read */, NULL };
 	struct stats_line lines[4];
 	struct result plain, under;
-	char *all;
+	char *stats, *all, *t_read;
 
 	if (geteuid() != 0)
 		cr_skip_test("needs root to drop to nobody");
 	if (!have("setpriv"))
 		cr_skip_test("setpriv missing");
+	t_read = (char *)t_nobody_copy(target("t_read"));
+	lib = t_nobody_copy(lib);
+	plain_argv[5] = argv[9] = t_read;
+	stats = stats_path();
 	cr_assert_eq(chmod(stats, 0666), 0);
+	snprintf(reuid, sizeof(reuid), "--reuid=%d", T_NOBODY);
+	snprintf(regid, sizeof(regid), "--regid=%d", T_NOBODY);
 	snprintf(preload, sizeof(preload), "LD_PRELOAD=%s", lib);
 	snprintf(stats_env, sizeof(stats_env), "USPF_STATS=%s", stats);
 	run(plain_argv, NULL, NULL, &plain);
 	run(argv, NULL, NULL, &under);
+	cr_assert_eq(plain.status, 0, "t_read as nobody: status %d; stderr: %s", plain.status,
+		     plain.err);
 	if (!strstr(under.err, "user-mode faults only")) {
 		/* vm.unprivileged_userfaultfd=1: nobody gets a full one here */
 		cr_assert_eq(under.status, 0, "status %d (plain %d); stdout: %s; stderr: %s",
 			     under.status, plain.status, under.out, under.err);
+		/*
+		 * uspf served t_read's faults: not a library that never loaded
+		 * (ld.so only warns and goes on), nor one that took nothing
+		 * without saying why
+		 */
+		cr_assert_eq(read_stats(stats, lines, 4), 1, "no stats line from t_read: "
+			     "was %s preloaded? stderr: %s", lib, under.err);
+		cr_assert_gt(lines[0].faults, 0, "no faults served, no user-mode-only line; "
+			     "stderr: %s", under.err);
+		unlink(stats);
+		t_nobody_cleanup();	/* .fini does not run after a skip */
 		cr_skip_test("user-mode-only path not reachable here");
 	}
-	cr_assert_eq(plain.status, 0, "t_read as nobody: %s", plain.err);
 	cr_assert_eq(under.status, 0, "stderr: %s", under.err);
 	cr_assert_eq(lines_in(under.err), 1, "one line, not: %s", under.err);
 	cr_assert_eq(under.out_len, plain.out_len);
