@@ -199,6 +199,12 @@ static void env_load(void)
 	errno = saved;
 }
 
+size_t preload_min_size(void)
+{
+	env_load();
+	return env.min_size;
+}
+
 bool preload_heap_enabled(void)
 {
 	env_load();

@@ -53,6 +53,9 @@ void preload_exit(void);
 /* True when ra (a return address) lies in liburcu, liburing or this library. */
 bool preload_caller_bypass(const void *ra);
 
+/* USPF_MIN_SIZE: the smallest mapping uspf takes (and heap it starts for). */
+size_t preload_min_size(void);
+
 /* USPF_HEAP: serve malloc from uspf mappings (default) or the system allocator. */
 bool preload_heap_enabled(void);
 

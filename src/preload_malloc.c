@@ -928,8 +928,39 @@ static void fork_parent_raw(void)
 	heap_unlock_all(&heap_raw);
 }
 
+enum route { ROUTE_SYSTEM, ROUTE_RAW, ROUTE_USPF };
+
+/*
+ * The runtime starts when the program first needs it, not at its first
+ * malloc: until the program has asked for USPF_MIN_SIZE bytes in all (the
+ * smallest mapping uspf takes), the raw heap serves it.  A short command
+ * (echo, cat, sed on a line) then starts no handler thread and takes no
+ * userfaultfd round trip: most of what it would pay under uspf
+ * (BENCHMARKS.md, "What a process costs").  Bytes freed meanwhile are not
+ * subtracted: the count is how much the program has wanted, not holds.
+ */
+static _Atomic bool early_over;
+static _Atomic size_t early_bytes;
+
+static __attribute__((noinline)) enum route early_route(size_t size)
+{
+	size_t total = atomic_fetch_add_explicit(&early_bytes, size, memory_order_relaxed) + size;
+
+	if (total < preload_min_size() && total >= size)
+		return ROUTE_RAW;
+	atomic_store_explicit(&early_over, true, memory_order_relaxed);
+	return ROUTE_USPF;
+}
+
 static void fork_child_raw(void)
 {
+	/*
+	 * A child measures its own need: a subshell that allocates a little
+	 * and exits must not start a runtime because its parent was close
+	 * to the threshold (the parent's runtime is not the child's).
+	 */
+	atomic_store_explicit(&early_over, false, memory_order_relaxed);
+	atomic_store_explicit(&early_bytes, 0, memory_order_relaxed);
 	heap_reinit(&heap_raw);
 	pthread_mutex_init(&radix_lock, NULL);
 	pthread_mutex_init(&large_lock, NULL);
@@ -977,14 +1008,14 @@ static inline bool heap_on(void)
  * the system allocator (the raw heap while dlsym has not answered: it
  * allocates).
  */
-enum route { ROUTE_SYSTEM, ROUTE_RAW, ROUTE_USPF };
 
-static inline enum route route(void)
+static inline enum route route(size_t size)
 {
 	if (tc.guard || preload_bypass())
 		return ROUTE_RAW;
 	if (likely(heap_on()))
-		return ROUTE_USPF;
+		return likely(atomic_load_explicit(&early_over, memory_order_relaxed)) ?
+		       ROUTE_USPF : early_route(size);
 	if (unlikely(!next_malloc || !next_calloc || !next_memalign))
 		resolve_next();
 	return next_malloc && next_calloc && next_memalign ? ROUTE_SYSTEM : ROUTE_RAW;
@@ -1034,6 +1065,11 @@ static void tc_setup(void)
 static __attribute__((noinline)) void *small_alloc_slow(unsigned c)
 {
 	struct uspf *rt;
+
+	/* A forked child's thread cache runs dry before it needs a runtime. */
+	if (unlikely(!atomic_load_explicit(&early_over, memory_order_relaxed)) &&
+	    early_route(class_size(c)) == ROUTE_RAW)
+		return small_alloc_central(&heap_raw, c, NULL);
 
 	tc.guard++;
 	rt = preload_runtime();
@@ -1105,7 +1141,7 @@ static void *alloc_large(size_t size, size_t align, bool uspf, bool *fresh)
 
 static __attribute__((noinline)) void *do_malloc(size_t size)
 {
-	enum route r = route();
+	enum route r = route(size);
 	if (unlikely(r == ROUTE_SYSTEM))
 		return next_malloc(size);
 	bool uspf = r == ROUTE_USPF;
@@ -1204,7 +1240,7 @@ static void *do_aligned(size_t align, size_t size)
 {
 	if (align <= MIN_ALIGN)
 		return do_malloc(size);
-	enum route r = route();
+	enum route r = route(size);
 	if (unlikely(r == ROUTE_SYSTEM))
 		return next_memalign(align, size);
 	bool uspf = r == ROUTE_USPF;
@@ -1270,7 +1306,7 @@ EXPORT void free(void *p)
 
 static __attribute__((noinline)) void *calloc_slow(size_t n, size_t size, size_t total)
 {
-	enum route r = route();
+	enum route r = route(total);
 	if (unlikely(r == ROUTE_SYSTEM))
 		return next_calloc(n, size);
 	bool uspf = r == ROUTE_USPF;
