@@ -30,6 +30,7 @@ static void *worker(void *arg)
 	uint64_t n;
 
 	uspf_runtime_thread = true;	/* what callbacks allocate is never uspf memory */
+	pthread_setname_np(pthread_self(), "uspf-rcu");
 	for (;;) {
 		pthread_mutex_lock(&lock);
 		while (!head)

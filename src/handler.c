@@ -158,6 +158,8 @@ static void *handler_main(void *arg)
 	int ret;
 
 	uspf_runtime_thread = true;
+	/* The name says whose it is (preload_threads.c counts the others). */
+	pthread_setname_np(pthread_self(), "uspf-handler");
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
 	/* Register with urcu-bp now: it maps memory the first time. */
