@@ -5,7 +5,9 @@
  * EEXIST and ENOENT - are provoked and seen to wake the faulting thread.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <semaphore.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -351,5 +353,111 @@ Test(handler, raw_range_skips_the_model)
 	t_quiesce(u);
 	cr_assert_eq(uspf_stats(u, &st), 0);
 	cr_assert_eq(st.counters[USPF_C_SPF_ATTEMPT], 1);
+	uspf_destroy(u);
+}
+
+/*
+ * The runtime's descriptors are high and known (uffd/fd.c): after
+ * uspf_create() every descriptor it opened is above the program's range,
+ * so a program's next open() still gets the lowest free number.
+ */
+static int highest_below(int limit, bool *kept_low)
+{
+	int fd, n = 0;
+
+	*kept_low = false;
+	for (fd = 0; fd < limit; fd++)
+		if (fcntl(fd, F_GETFD) >= 0) {
+			n++;
+			if (uffd_fd_kept(fd))
+				*kept_low = true;
+		}
+	return n;
+}
+
+ParameterizedTestParameters(handler, descriptors_are_high)
+{
+	static enum uspf_intake in[] = { USPF_INTAKE_URING, USPF_INTAKE_POLL, USPF_INTAKE_BUSY };
+
+	return cr_make_param_array(enum uspf_intake, in, 3);
+}
+
+ParameterizedTest(enum uspf_intake *intake, handler, descriptors_are_high)
+{
+	struct uspf_config cfg;
+	struct uspf *u;
+	bool kept_low;
+	int before, after, fd, kept = 0;
+
+	before = highest_below(64, &kept_low);
+	uspf_config_init(&cfg);
+	cfg.intake = *intake;
+	cfg.handlers = 2;
+	u = t_runtime_cfg(&cfg);
+	after = highest_below(64, &kept_low);
+	cr_assert_eq(after, before, "the runtime took %d of the lowest 64 numbers", after - before);
+	cr_assert_not(kept_low);
+	for (fd = 64; fd < UFFD_FD_MAX; fd++)
+		if (uffd_fd_kept(fd)) {
+			cr_assert(fcntl(fd, F_GETFD) & FD_CLOEXEC, "fd %d not close-on-exec", fd);
+			kept++;
+		}
+	/* uffd + stop eventfd, and a ring or an epoll per handler (busy: none). */
+	cr_assert_geq(kept, *intake == USPF_INTAKE_BUSY ? 2 : 4);
+	t_assert_pattern(t_map_pattern(u, 16 * T_PAGE, 3), 16 * T_PAGE, 3, 0);
+	uspf_destroy(u);
+}
+
+/*
+ * What the preload does when the program dup2()s onto one of the
+ * runtime's numbers: pause the handlers, move the userfaultfd, resume -
+ * over and over while four threads fault.  No fault is lost (a lost one
+ * hangs its thread: the suite's timeout), every byte is right.
+ */
+static void *fault_slices(void *arg)
+{
+	check_slice(arg);
+	return NULL;
+}
+
+ParameterizedTestParameters(handler, pause_and_move_lose_no_fault)
+{
+	static enum uspf_intake in[] = { USPF_INTAKE_URING, USPF_INTAKE_POLL, USPF_INTAKE_BUSY };
+
+	return cr_make_param_array(enum uspf_intake, in, 3);
+}
+
+ParameterizedTest(enum uspf_intake *intake, handler, pause_and_move_lose_no_fault)
+{
+	struct uspf_config cfg;
+	struct slice s[4];
+	pthread_t t[4];
+	struct uspf *u;
+	int i, rounds = 0, old;
+	char *p;
+
+	uspf_config_init(&cfg);
+	cfg.intake = *intake;
+	cfg.handlers = 2;
+	u = t_runtime_cfg(&cfg);
+	p = t_map_pattern(u, 4 * 512 * T_PAGE, 3);
+	for (i = 0; i < 4; i++) {
+		s[i] = (struct slice){ p + i * 512 * T_PAGE, 512, (uint64_t)i * 512 };
+		cr_assert_eq(pthread_create(&t[i], NULL, fault_slices, &s[i]), 0);
+	}
+	for (rounds = 0; rounds < 50; rounds++) {
+		runtime_pause(u);
+		old = u->uffd.fd;
+		cr_assert_eq(runtime_move_uffd(u), 0);
+		cr_assert_neq(u->uffd.fd, old);
+		cr_assert(uffd_fd_kept(u->uffd.fd));
+		cr_assert_not(uffd_fd_kept(old));
+		cr_assert_eq(runtime_resume(u), 0);
+		usleep(200);
+	}
+	for (i = 0; i < 4; i++)
+		pthread_join(t[i], NULL);
+	t_quiesce(u);
+	cr_assert_eq(t_counter(u, USPF_C_PAGES), 4 * 512);
 	uspf_destroy(u);
 }

@@ -157,3 +157,47 @@ Test(uffd_open, user_mode_only_fallback_warns)
 {
 	t_run_as_nobody(as_nobody);
 }
+
+/*
+ * uffd/fd.c: the runtime's descriptors sit high, are close-on-exec and
+ * known; the program's lowest free number stays its own.
+ */
+Test(uffd_open, fd_is_high_and_kept)
+{
+	struct uffd u;
+	int low;
+
+	cr_assert_eq(uffd_open(&u, 0, NULL), 0);
+	cr_assert_geq(u.fd, 3 + 64, "uffd at %d: in the program's range", u.fd);
+	cr_assert(uffd_fd_kept(u.fd));
+	cr_assert(fcntl(u.fd, F_GETFD) & FD_CLOEXEC);
+	low = open("/dev/null", O_RDONLY);
+	cr_assert_lt(low, u.fd);
+	cr_assert(!uffd_fd_kept(low));
+	close(low);
+	uffd_close(&u);
+	cr_assert(!uffd_fd_kept(u.fd));
+}
+
+/* An fd closed by the program's hand while it was low must not be moved. */
+Test(uffd_open, keep_passes_negative_and_ranges)
+{
+	unsigned int first;
+	int a, b;
+
+	cr_assert_eq(uffd_fd_keep(-EBADF), -EBADF);
+	a = uffd_fd_keep(open("/dev/null", O_RDONLY));
+	b = uffd_fd_keep(open("/dev/null", O_RDONLY));
+	cr_assert(a > 3 && b > a, "kept at %d and %d", a, b);
+	cr_assert(uffd_fd_kept_range(0, ~0U, &first));
+	cr_assert_eq(first, (unsigned int)a);
+	cr_assert(uffd_fd_kept_range(a + 1, ~0U, &first));
+	cr_assert_eq(first, (unsigned int)b);
+	cr_assert(!uffd_fd_kept_range(b + 1, ~0U, &first));
+	cr_assert(!uffd_fd_kept_range(0, a - 1, &first));
+	uffd_fd_forget(a);
+	cr_assert(!uffd_fd_kept(a));
+	close(a);
+	uffd_fd_close(b);
+	cr_assert_eq(fcntl(b, F_GETFD), -1);
+}
