@@ -19,7 +19,8 @@
 #   t_fds-*        close_range(3, ~0U, 0), closefrom(3), close(3..1023),
 #                  dup2(/dev/null, 3..1023), then malloc and touch memory
 #                  allocated before and after, and fork.
-#   pthread-exit-* main thread calls pthread_exit(); a child forked by a
+#   pthread-exit-* main thread calls pthread_exit() (pthreads, C11 threads;
+#                  SIGTERM to such a process must end it); a child forked by a
 #                  non-main thread whose thread returns: each must exit.
 #   own-uffd       a program with a userfaultfd of its own.
 #   python-*, perl, gcc, git, sqlite3, java, node, xz
@@ -433,6 +434,7 @@ done
 tcheck pthread-exit-main t_pthread_exit null @T@ main
 tcheck pthread-exit-fork t_pthread_exit null @T@ fork
 tcheck pthread-exit-c11 t_pthread_exit null @T@ c11
+tcheck pthread-exit-term t_pthread_exit null @T@ term
 
 # ---- 6. a userfaultfd of the program's own ------------------------------------
 tcheck own-uffd t_own_uffd null @T@

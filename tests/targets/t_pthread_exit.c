@@ -10,6 +10,11 @@
  *                         thread is the only one, and it returns from its
  *                         start routine: the child exits 0.  The parent
  *                         thread waits for it and reports its status.
+ *   t_pthread_exit term   a child whose main thread has called
+ *                         pthread_exit() and whose other thread sleeps
+ *                         for ever gets SIGTERM: it must die of it (the
+ *                         runtime's threads block every signal, so one of
+ *                         the program's must take it).
  *   t_pthread_exit c11    as main, with a C11 thrd_create() thread that
  *                         sleeps a little first: the process must neither
  *                         hang nor exit before the thread has printed.
@@ -22,6 +27,7 @@
 #define _GNU_SOURCE
 #endif
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,6 +103,49 @@ static void *forker(void *arg)
 	return NULL;
 }
 
+static void *sleeper(void *arg)
+{
+	for (;;)
+		pause();
+	return NULL;
+}
+
+static int term_child(void)
+{
+	pthread_t t;
+	pid_t pid = fork();
+	int st, i;
+
+	if (pid < 0)
+		return 1;
+	if (pid == 0) {
+		unsigned char *p = malloc(LEN);
+
+		if (!p)
+			_exit(1);
+		fill(p, 2);
+		if (pthread_create(&t, NULL, sleeper, NULL))
+			_exit(1);
+		pthread_exit(NULL);
+	}
+	usleep(200000);
+	kill(pid, SIGTERM);
+	for (i = 0; i < 500; i++) {		/* 5 s: then it is the hang */
+		if (waitpid(pid, &st, WNOHANG) == pid)
+			break;
+		usleep(10000);
+	}
+	if (i == 500) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &st, 0);
+		printf("term: child did not die of SIGTERM\n");
+		return 1;
+	}
+	printf("term: child %s %d\n", WIFEXITED(st) ? "exited" : "killed by signal",
+	       WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+	return 0;
+}
+
 static int c11_printer(void *arg)
 {
 	usleep(100000);
@@ -134,6 +183,8 @@ int main(int argc, char **argv)
 		printf("main: done\n");
 		return 0;
 	}
+	if (!strcmp(mode, "term"))
+		return term_child();
 	if (!strcmp(mode, "c11")) {
 		thrd_t c;
 
@@ -143,6 +194,6 @@ int main(int argc, char **argv)
 		}
 		pthread_exit(NULL);
 	}
-	fprintf(stderr, "usage: t_pthread_exit [main|fork|c11]\n");
+	fprintf(stderr, "usage: t_pthread_exit [main|fork|term|c11]\n");
 	return 2;
 }
