@@ -33,11 +33,17 @@ static void *check_slice(void *arg)
 	return NULL;
 }
 
-ParameterizedTestParameters(handler, every_intake)
+/* Every intake: the parameters of the tests that run once per intake. */
+static struct criterion_test_params every_intake_params(void)
 {
 	static enum uspf_intake in[] = { USPF_INTAKE_URING, USPF_INTAKE_POLL, USPF_INTAKE_BUSY };
 
 	return cr_make_param_array(enum uspf_intake, in, 3);
+}
+
+ParameterizedTestParameters(handler, every_intake)
+{
+	return every_intake_params();
 }
 
 ParameterizedTest(enum uspf_intake *intake, handler, every_intake)
@@ -377,9 +383,7 @@ static int highest_below(int limit, bool *kept_low)
 
 ParameterizedTestParameters(handler, descriptors_are_high)
 {
-	static enum uspf_intake in[] = { USPF_INTAKE_URING, USPF_INTAKE_POLL, USPF_INTAKE_BUSY };
-
-	return cr_make_param_array(enum uspf_intake, in, 3);
+	return every_intake_params();
 }
 
 ParameterizedTest(enum uspf_intake *intake, handler, descriptors_are_high)
@@ -422,9 +426,7 @@ static void *fault_slices(void *arg)
 
 ParameterizedTestParameters(handler, pause_and_move_lose_no_fault)
 {
-	static enum uspf_intake in[] = { USPF_INTAKE_URING, USPF_INTAKE_POLL, USPF_INTAKE_BUSY };
-
-	return cr_make_param_array(enum uspf_intake, in, 3);
+	return every_intake_params();
 }
 
 ParameterizedTest(enum uspf_intake *intake, handler, pause_and_move_lose_no_fault)
