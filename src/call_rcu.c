@@ -17,6 +17,8 @@ static pthread_cond_t ran = PTHREAD_COND_INITIALIZER;	/* barrier: callbacks run 
 static struct rcu_head *head, **tail = &head;
 static uint64_t queued, done;
 static pid_t worker_pid;				/* the process whose worker runs */
+static bool used;					/* lock ever taken in this process */
+static bool fork_held;					/* fork_prepare() took it */
 
 /* rcu_head's queue node is a plain next pointer here. */
 static struct rcu_head **next_of(struct rcu_head *h)
@@ -55,14 +57,18 @@ static void *worker(void *arg)
 	return NULL;
 }
 
+/* Never used (no runtime here): nothing to hold, no page written at fork. */
 static void fork_prepare(void)
 {
-	pthread_mutex_lock(&lock);
+	fork_held = __atomic_load_n(&used, __ATOMIC_ACQUIRE);
+	if (fork_held)
+		pthread_mutex_lock(&lock);
 }
 
 static void fork_parent(void)
 {
-	pthread_mutex_unlock(&lock);
+	if (fork_held)
+		pthread_mutex_unlock(&lock);
 }
 
 /* No worker here: the parent's queue is forgotten, the next start makes one. */
@@ -114,6 +120,7 @@ int mm_call_rcu_start(void)
 	int ret;
 
 	mm_call_rcu_atfork();
+	__atomic_store_n(&used, true, __ATOMIC_RELEASE);
 	pthread_mutex_lock(&lock);
 	ret = start_locked();
 	pthread_mutex_unlock(&lock);
@@ -124,6 +131,7 @@ void mm_call_rcu(struct rcu_head *h, void (*func)(struct rcu_head *h))
 {
 	h->func = func;
 	*next_of(h) = NULL;
+	__atomic_store_n(&used, true, __ATOMIC_RELEASE);
 	pthread_mutex_lock(&lock);
 	/* A runtime started the worker; without one (tests of the model alone) start it now. */
 	if (worker_pid != getpid() && start_locked()) {
@@ -143,6 +151,7 @@ void mm_rcu_barrier(void)
 {
 	uint64_t target;
 
+	__atomic_store_n(&used, true, __ATOMIC_RELEASE);
 	pthread_mutex_lock(&lock);
 	target = queued;
 	while (done < target)

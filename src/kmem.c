@@ -4,6 +4,7 @@
  * allocator on top of them (see kmem.h for why not malloc).
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <string.h>
@@ -250,10 +251,21 @@ void kmem_cache_destroy(struct kmem_cache *c)
  * caches.  So the fork waits for every allocator lock, as glibc's malloc
  * does with its arenas (__malloc_fork_lock_parent).
  */
+static bool fork_held;	/* prepare took the locks (the forking thread's) */
+
 static void kmem_fork_prepare(void)
 {
 	struct kmem_cache *c;
 
+	/*
+	 * No cache yet (no runtime in this process): nothing to hold, and
+	 * no page of ours to write, copy-on-write, in parent and child.  A
+	 * first cache being made meanwhile holds only the chain and arena
+	 * locks, which the child makes anew.
+	 */
+	fork_held = __atomic_load_n(&cache_chain, __ATOMIC_ACQUIRE) != NULL;
+	if (!fork_held)
+		return;
 	pthread_mutex_lock(&cache_chain_lock);
 	for (c = cache_chain; c; c = c->next)
 		pthread_mutex_lock(&c->lock);
@@ -264,6 +276,8 @@ static void kmem_fork_parent(void)
 {
 	struct kmem_cache *c;
 
+	if (!fork_held)
+		return;
 	pthread_mutex_unlock(&arena_lock);
 	for (c = cache_chain; c; c = c->next)
 		pthread_mutex_unlock(&c->lock);

@@ -741,15 +741,25 @@ EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
 
 /* ---- fork -------------------------------------------------------------- */
 
+static bool fork_held;		/* fork_prepare() took create_lock */
+
 static void fork_prepare(void)
 {
 	struct uspf *u;
 
-	pthread_mutex_lock(&create_lock);
-	u = live_runtime();
-	if (u)
-		mmap_write_lock(&u->mm);
-	fork_locked = u;
+	/*
+	 * No runtime: nothing to drain, and no page of ours written at fork
+	 * (each one is a copy-on-write fault in parent and child).  One being
+	 * created meanwhile holds create_lock, which the child makes anew.
+	 */
+	fork_held = atomic_load_explicit(&rt_state, memory_order_acquire) == RT_LIVE;
+	if (fork_held) {
+		pthread_mutex_lock(&create_lock);
+		u = live_runtime();
+		if (u)
+			mmap_write_lock(&u->mm);
+		fork_locked = u;
+	}
 	/*
 	 * From here to the end of the parent's and the child's handlers this
 	 * thread bypasses: liburcu's fork handlers allocate, and an allocation
@@ -760,6 +770,8 @@ static void fork_prepare(void)
 
 static void fork_parent(void)
 {
+	if (!fork_held)
+		return;
 	if (fork_locked)
 		mmap_write_unlock(&fork_locked->mm);
 	fork_locked = NULL;
