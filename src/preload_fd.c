@@ -9,6 +9,9 @@
  * what the program sees here too; the runtime keeps working:
  *
  *   close(kept)             EBADF, nothing closed
+ *   fstat, fcntl on kept    EBADF: a program that probes every number up
+ *                           to its limit (Python's fd_status.py, daemons'
+ *                           closefrom fallbacks) finds nothing there
  *   close_range, closefrom  the range around the kept numbers
  *   dup2/dup3 onto kept     the handlers are paused (their intake
  *                           descriptors close), the userfaultfd or the
@@ -26,8 +29,10 @@
 #include <fcntl.h>
 #include <linux/close_range.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -38,16 +43,26 @@
 #define EXPORT __attribute__((visibility("default")))
 
 typedef int (*close_fn)(int);
+typedef int (*fstat_fn)(int, struct stat *);
+typedef int (*fstat64_fn)(int, struct stat64 *);
+typedef int (*fcntl_fn)(int, int, ...);
 typedef int (*dup3_fn)(int, int, int);
 typedef int (*dup2_fn)(int, int);
 
 static close_fn real_close_p;
+static fstat_fn real_fstat_p;
+static fstat64_fn real_fstat64_p;
+static fcntl_fn real_fcntl_p, real_fcntl64_p;
 static dup2_fn real_dup2_p;
 static dup3_fn real_dup3_p;
 
 void preload_fd_init(void)
 {
 	real_close_p = (close_fn)dlsym(RTLD_NEXT, "close");
+	real_fstat_p = (fstat_fn)dlsym(RTLD_NEXT, "fstat");
+	real_fstat64_p = (fstat64_fn)dlsym(RTLD_NEXT, "fstat64");
+	real_fcntl_p = (fcntl_fn)dlsym(RTLD_NEXT, "fcntl");
+	real_fcntl64_p = (fcntl_fn)dlsym(RTLD_NEXT, "fcntl64");
 	real_dup2_p = (dup2_fn)dlsym(RTLD_NEXT, "dup2");
 	real_dup3_p = (dup3_fn)dlsym(RTLD_NEXT, "dup3");
 }
@@ -77,6 +92,62 @@ EXPORT int close(int fd)
 		return -1;
 	}
 	return real_close(fd);
+}
+
+EXPORT int fstat(int fd, struct stat *st)
+{
+	if (__builtin_expect(guarded(fd), 0)) {
+		errno = EBADF;
+		return -1;
+	}
+	if (real_fstat_p)
+		return real_fstat_p(fd, st);
+	return (int)syscall(SYS_fstat, fd, st);
+}
+
+EXPORT int fstat64(int fd, struct stat64 *st)
+{
+	if (__builtin_expect(guarded(fd), 0)) {
+		errno = EBADF;
+		return -1;
+	}
+	if (real_fstat64_p)
+		return real_fstat64_p(fd, st);
+	return (int)syscall(SYS_fstat, fd, st);
+}
+
+/* Every command's third argument fits a pointer (glibc's own fcntl reads it so). */
+static int do_fcntl(fcntl_fn real, int fd, int cmd, void *arg)
+{
+	if (__builtin_expect(guarded(fd), 0)) {
+		errno = EBADF;
+		return -1;
+	}
+	if (real)
+		return real(fd, cmd, arg);
+	return (int)syscall(SYS_fcntl, fd, cmd, arg);
+}
+
+EXPORT int fcntl(int fd, int cmd, ...)
+{
+	va_list ap;
+	void *arg;
+
+	va_start(ap, cmd);
+	arg = va_arg(ap, void *);
+	va_end(ap);
+	return do_fcntl(real_fcntl_p, fd, cmd, arg);
+}
+
+EXPORT int fcntl64(int fd, int cmd, ...)
+{
+	va_list ap;
+	void *arg;
+
+	va_start(ap, cmd);
+	arg = va_arg(ap, void *);
+	va_end(ap);
+	return do_fcntl(real_fcntl64_p ? real_fcntl64_p : real_fcntl_p, fd, cmd, arg);
 }
 
 /* close_range(2) of [first, last] but the kept numbers; -1 with errno on failure. */

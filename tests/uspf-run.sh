@@ -10,6 +10,9 @@
 #     a process that overwrites its environment (as redis rewrites its
 #     title) or drops to nobody still writes its line (the file was opened
 #     at its start); a process that cannot open it says so.
+#   - a program started with RLIMIT_NOFILE 29 sees its fds and its limit
+#     as natively: uspf's descriptors are above it, and fstat() on them is
+#     EBADF as for a free number.
 #   - USPF_PRELOAD naming no file: exit 2, one line.
 #   - unprivileged (user-mode-only userfaultfd): "uspf is off" once per run,
 #     not once per process.
@@ -85,6 +88,31 @@ if [ "$(id -u)" = 0 ] && command -v python3 >/dev/null 2>&1; then
 	grep -q "writes no stats line" "$TMP/err" &&
 		ok "a process that cannot open the stats file says so" ||
 		fail "unopenable stats file: stderr was: $(cat "$TMP/err")"
+fi
+
+# ---- descriptors: a program with a low fd limit keeps its whole range ----
+if command -v python3 >/dev/null 2>&1; then
+	# Python's test_subprocess does this at 29: uspf must not land below it.
+	cat >"$TMP/lowfd.py" <<'PY'
+import os, resource
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+if hard < 1024:
+    print("skip")
+else:
+    x = [bytes(1000) for _ in range(5000)]      # the heap starts the runtime
+    seen = []
+    for fd in range(0, 1024):
+        try:
+            os.fstat(fd)
+            seen.append(fd)
+        except OSError:
+            pass
+    print(",".join(map(str, seen)), soft)
+PY
+	under=$($RUN "$USPF" run -- sh -c 'ulimit -Sn 29; exec python3 "$0"' "$TMP/lowfd.py" 2>&1)
+	native=$(sh -c 'ulimit -Sn 29; exec python3 "$0"' "$TMP/lowfd.py" 2>&1)
+	[ "$native" = "$under" ] && ok "fd limit 29: the program's fds and limit as natively ($under)" ||
+		fail "fd limit 29: natively '$native', under uspf '$under'"
 fi
 
 # ---- USPF_PRELOAD ----

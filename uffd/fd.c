@@ -7,10 +7,13 @@
  * everything from 3 up, and a program started with stdout closed expects
  * its next open() to be fd 1.  So every descriptor the runtime keeps (the
  * userfaultfd, the io_uring and epoll fds, the stop eventfd, ...) is moved
- * to the top of the range the program can use - the lowest free number at
- * or above USPF_FD_BASE below the soft RLIMIT_NOFILE, capped at 1024 so the
- * kernel's descriptor table (copied at every fork) stays small.  Valgrind
- * reserves the top of the range for its own descriptors the same way.
+ * high: the lowest free number from 768 up (1024 less 256: the kernel's
+ * descriptor table, copied at every fork, stays small).  Valgrind reserves
+ * the top of the range for its own descriptors the same way.  A program
+ * whose soft RLIMIT_NOFILE is lower than that (Python's test_subprocess
+ * runs one at 29) would otherwise find uspf inside its own range, so the
+ * soft limit is raised for the one fcntl() when the hard limit allows, and
+ * put back: a descriptor above the soft limit stays valid.
  *
  * Each such descriptor is marked in a process-wide set, so that the
  * preload module can keep the program's close(), close_range(), dup2()
@@ -29,17 +32,34 @@
 
 static _Atomic uint64_t kept[UFFD_FD_MAX / 64];
 
-static int fd_base(void)
+static int fd_base(rlim_t top)
 {
-	struct rlimit rl;
-	rlim_t top = FD_TOP_CAP;
-
-	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < top)
-		top = rl.rlim_cur;
-	/* A tiny limit: the upper half, still away from 0-2. */
+	if (top > FD_TOP_CAP)
+		top = FD_TOP_CAP;
+	/* A tiny hard limit: the upper half, still away from 0-2. */
 	if (top < 2 * FD_SPAN)
 		return top > 8 ? (int)(top / 2) : 3;
 	return (int)(top - FD_SPAN);
+}
+
+/* F_DUPFD_CLOEXEC at the base, the soft limit raised meanwhile if it must be. */
+static int dup_high(int fd)
+{
+	struct rlimit rl, raised;
+	bool restore = false;
+	rlim_t top = FD_TOP_CAP;
+	int hi;
+
+	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < FD_TOP_CAP) {
+		raised = rl;
+		raised.rlim_cur = rl.rlim_max < FD_TOP_CAP ? rl.rlim_max : FD_TOP_CAP;
+		restore = raised.rlim_cur > rl.rlim_cur && !setrlimit(RLIMIT_NOFILE, &raised);
+		top = restore ? raised.rlim_cur : rl.rlim_cur;
+	}
+	hi = fcntl(fd, F_DUPFD_CLOEXEC, fd_base(top));
+	if (restore)
+		setrlimit(RLIMIT_NOFILE, &rl);
+	return hi;
 }
 
 static void mark(int fd, bool on)
@@ -62,7 +82,7 @@ int uffd_fd_keep(int fd)
 
 	if (fd < 0)
 		return fd;
-	hi = fcntl(fd, F_DUPFD_CLOEXEC, fd_base());
+	hi = dup_high(fd);
 	if (hi < 0) {
 		/* Every high number taken (or a tiny limit): keep it where it is. */
 		hi = fd;
