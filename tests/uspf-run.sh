@@ -82,9 +82,14 @@ if [ "$(id -u)" = 0 ] && command -v python3 >/dev/null 2>&1; then
 		ok "a process that drops to nobody writes its line" ||
 		fail "privilege drop: $(grep -c '"pid"' "$TMP/drop.json") lines; $(cat "$TMP/err")"
 	# A child exec'd as nobody cannot open a root-only file: it says so.
+	# (nobody may not reach the build tree - a clone in a 0700 directory -
+	# so the module it loads is a copy it can reach.)
+	pub=$(mktemp -d /tmp/uspf-nobody.XXXXXX); chmod 0755 "$pub"
+	cp "$LIB" "$pub/"
 	touch "$TMP/root.json"; chmod 0600 "$TMP/root.json"
-	$RUN "$USPF" run --stats "$TMP/root.json" -- python3 -c "$DROP; os.execvp('sh', ['sh', '-c', 'echo x'])" \
-		>/dev/null 2>"$TMP/err"
+	USPF_PRELOAD=$pub/libuspf-preload.so $RUN "$USPF" run --stats "$TMP/root.json" -- \
+		python3 -c "$DROP; os.execvp('sh', ['sh', '-c', 'echo x'])" >/dev/null 2>"$TMP/err"
+	rm -rf "$pub"
 	grep -q "writes no stats line" "$TMP/err" &&
 		ok "a process that cannot open the stats file says so" ||
 		fail "unopenable stats file: stderr was: $(cat "$TMP/err")"
