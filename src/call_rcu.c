@@ -9,16 +9,19 @@
 #include <unistd.h>
 
 #include "call_rcu.h"
+#include "fork_state.h"
 #include "handler.h"
 
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t more = PTHREAD_COND_INITIALIZER;	/* worker: callbacks queued */
-static pthread_cond_t ran = PTHREAD_COND_INITIALIZER;	/* barrier: callbacks run */
-static struct rcu_head *head, **tail = &head;
-static uint64_t queued, done;
-static pid_t worker_pid;				/* the process whose worker runs */
-static bool used;					/* lock ever taken in this process */
-static bool fork_held;					/* fork_prepare() took it */
+static __fork_state pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static __fork_state pthread_cond_t more = PTHREAD_COND_INITIALIZER;	/* worker: callbacks queued */
+static __fork_state pthread_cond_t ran = PTHREAD_COND_INITIALIZER;	/* barrier: callbacks run */
+static __fork_state struct rcu_head *head;
+static __fork_state struct rcu_head **tail = &head;
+static __fork_state uint64_t queued;
+static __fork_state uint64_t done;
+static __fork_state pid_t worker_pid;				/* the process whose worker runs */
+static __fork_state bool used;					/* lock ever taken in this process */
+static __fork_state bool fork_held;					/* fork_prepare() took it */
 
 /* rcu_head's queue node is a plain next pointer here. */
 static struct rcu_head **next_of(struct rcu_head *h)

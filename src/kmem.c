@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "kmem.h"
+#include "fork_state.h"
 
 #define KMEM_SLAB_SIZE	(64u * 1024)
 #define KMEM_ARENA_SIZE	(1ul << 30)	/* address space only: reserved PROT_NONE */
@@ -23,7 +24,7 @@
  * land in the hole it left, and a program that maps there again with
  * MAP_FIXED (the hole is "its own" as far as it knows) would wipe it.
  */
-static pthread_mutex_t arena_lock = PTHREAD_MUTEX_INITIALIZER;
+static __fork_state pthread_mutex_t arena_lock = PTHREAD_MUTEX_INITIALIZER;
 static char *arena;
 static size_t arena_used;
 
@@ -113,8 +114,45 @@ struct kmem_cache {
  * slab_mutex.  Lock order: cache_chain_lock, then a cache's lock, then
  * arena_lock (a cache grows under its lock).
  */
-static pthread_mutex_t cache_chain_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct kmem_cache *cache_chain;
+static __fork_state pthread_mutex_t cache_chain_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/*
+ * Cache descriptors come from one page while it lasts: fork() holds every
+ * cache's lock, and each page whose lock it writes is a copy-on-write
+ * fault in the parent and in the child.  With a descriptor per mapping
+ * that was a page each (the model has five caches).
+ */
+#define CACHE_POOL 16
+static struct kmem_cache cache_pool[CACHE_POOL] __attribute__((aligned(4096)));
+static unsigned int cache_pool_used;	/* bitmask, under cache_chain_lock */
+
+static struct kmem_cache *cache_desc_alloc(void)
+{
+	unsigned int i;
+
+	pthread_mutex_lock(&cache_chain_lock);
+	for (i = 0; i < CACHE_POOL; i++)
+		if (!(cache_pool_used & (1u << i))) {
+			cache_pool_used |= 1u << i;
+			pthread_mutex_unlock(&cache_chain_lock);
+			memset(&cache_pool[i], 0, sizeof(cache_pool[i]));
+			return &cache_pool[i];
+		}
+	pthread_mutex_unlock(&cache_chain_lock);
+	return kmem_map(sizeof(struct kmem_cache));
+}
+
+static void cache_desc_free(struct kmem_cache *c)
+{
+	if (c >= cache_pool && c < cache_pool + CACHE_POOL) {
+		pthread_mutex_lock(&cache_chain_lock);
+		cache_pool_used &= ~(1u << (c - cache_pool));
+		pthread_mutex_unlock(&cache_chain_lock);
+		return;
+	}
+	kmem_unmap(c, sizeof(*c));
+}
+static __fork_state struct kmem_cache *cache_chain;
 
 struct kmem_cache *kmem_cache_create(const char *name, size_t size, size_t align)
 {
@@ -127,7 +165,7 @@ struct kmem_cache *kmem_cache_create(const char *name, size_t size, size_t align
 		errno = EINVAL;
 		return NULL;
 	}
-	c = kmem_map(sizeof(*c));
+	c = cache_desc_alloc();
 	if (!c) {
 		errno = ENOMEM;
 		return NULL;
@@ -239,7 +277,7 @@ void kmem_cache_destroy(struct kmem_cache *c)
 		arena_slab_free(s);
 	}
 	pthread_mutex_destroy(&c->lock);
-	kmem_unmap(c, sizeof(*c));
+	cache_desc_free(c);
 }
 
 /* ---- fork -------------------------------------------------------------- */
@@ -251,7 +289,7 @@ void kmem_cache_destroy(struct kmem_cache *c)
  * caches.  So the fork waits for every allocator lock, as glibc's malloc
  * does with its arenas (__malloc_fork_lock_parent).
  */
-static bool fork_held;	/* prepare took the locks (the forking thread's) */
+static __fork_state bool fork_held;	/* prepare took the locks (the forking thread's) */
 
 static void kmem_fork_prepare(void)
 {

@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "call_rcu.h"
+#include "fork_state.h"
 #include "kmem.h"
 #include "preload.h"
 #include "preload_env.h"
@@ -61,15 +62,15 @@ __thread bool marked_runtime TLS_IE;	/* preload_mark_runtime_thread() */
 static atomic_bool ctor_done;
 static atomic_int env_state;			/* 0 unread, 1 read */
 static struct preload_env env;
-static pthread_mutex_t create_lock = PTHREAD_MUTEX_INITIALIZER;
-static _Atomic int rt_state;
-static struct uspf *_Atomic runtime;
-static struct uspf *fork_locked;		/* runtime whose mmap lock prepare took */
+static __fork_state pthread_mutex_t create_lock = PTHREAD_MUTEX_INITIALIZER;
+static __fork_state _Atomic int rt_state;
+static __fork_state struct uspf *_Atomic runtime;
+static __fork_state struct uspf *fork_locked;		/* runtime whose mmap lock prepare took */
 static bool umo_said;
 static int stats_fd = -1;			/* USPF_STATS: opened at the start, kept high */
 static char stats_path[4096];			/* USPF_STATS, absolute, copied at the start */
-static pid_t stats_pid;				/* whose line this image writes */
-static atomic_bool stats_written;
+static __fork_state pid_t stats_pid;				/* whose line this image writes */
+static __fork_state atomic_bool stats_written;
 
 /* Text ranges whose mmap calls pass through. */
 #define MAX_TEXT 32
@@ -741,7 +742,13 @@ EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
 
 /* ---- fork -------------------------------------------------------------- */
 
-static bool fork_held;		/* fork_prepare() took create_lock */
+static __fork_state bool fork_held;		/* fork_prepare() took create_lock */
+/*
+ * Starts the fork-state section on a page, so that the whole section (under
+ * 2 KiB) is one.  Defined after this file's other members: GCC emits them
+ * in reverse order, and this object is the first the module links.
+ */
+static char fork_state_page __attribute__((section("uspf_fork_state"), aligned(4096), used));
 
 static void fork_prepare(void)
 {

@@ -55,6 +55,7 @@
 
 #include "uspf.h"
 #include "preload.h"
+#include "fork_state.h"
 
 #define EXPORT __attribute__((visibility("default")))
 #define TLS __thread __attribute__((tls_model("initial-exec")))
@@ -244,7 +245,7 @@ struct radix_ent {
 };
 
 static struct radix_ent *_Atomic radix_top[1UL << RADIX_TOP_BITS];
-static pthread_mutex_t radix_lock = PTHREAD_MUTEX_INITIALIZER;
+static __fork_state pthread_mutex_t radix_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static inline struct radix_ent *radix_ent_of(uintptr_t a)
 {
@@ -603,7 +604,7 @@ struct large {
 	struct uspf *rt;	/* NULL: raw */
 };
 
-static pthread_mutex_t large_lock = PTHREAD_MUTEX_INITIALIZER;
+static __fork_state pthread_mutex_t large_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct large *ltab;
 static size_t ltab_cap, ltab_used, ltab_tomb;
 
@@ -934,21 +935,28 @@ enum route { ROUTE_SYSTEM, ROUTE_RAW, ROUTE_USPF };
 /*
  * The runtime starts when the program first needs it, not at its first
  * malloc: until the program has asked for USPF_MIN_SIZE bytes in all (the
- * smallest mapping uspf takes), the raw heap serves it.  A short command
- * (echo, cat, sed on a line) then starts no handler thread and takes no
- * userfaultfd round trip: most of what it would pay under uspf
- * (BENCHMARKS.md, "What a process costs").  Bytes freed meanwhile are not
- * subtracted: the count is how much the program has wanted, not holds.
+ * smallest mapping uspf takes), the system allocator serves it, as with
+ * USPF_HEAP=0 (the raw heap while dlsym has not answered).  A short
+ * command (echo, cat, sed on a line) then starts no handler thread, takes
+ * no userfaultfd round trip, and forks as natively: a size-class heap
+ * spreads a shell's objects over more pages than glibc's, each one a
+ * copy-on-write fault after every fork (BENCHMARKS.md, "What a process
+ * costs").  Its blocks stay glibc's: free() and realloc() send pointers
+ * that are not uspf's to the next allocator.  Bytes freed meanwhile are
+ * not subtracted: the count is how much the program has wanted.
  */
-static _Atomic bool early_over;
-static _Atomic size_t early_bytes;
+static __fork_state _Atomic bool early_over;
+static __fork_state _Atomic size_t early_bytes;
 
 static __attribute__((noinline)) enum route early_route(size_t size)
 {
 	size_t total = atomic_fetch_add_explicit(&early_bytes, size, memory_order_relaxed) + size;
 
-	if (total < preload_min_size() && total >= size)
-		return ROUTE_RAW;
+	if (total < preload_min_size() && total >= size) {
+		if (unlikely(!next_malloc || !next_calloc || !next_memalign))
+			resolve_next();
+		return next_malloc && next_calloc && next_memalign ? ROUTE_SYSTEM : ROUTE_RAW;
+	}
 	atomic_store_explicit(&early_over, true, memory_order_relaxed);
 	return ROUTE_USPF;
 }
@@ -1068,9 +1076,16 @@ static __attribute__((noinline)) void *small_alloc_slow(unsigned c)
 	struct uspf *rt;
 
 	/* A forked child's thread cache runs dry before it needs a runtime. */
-	if (unlikely(!atomic_load_explicit(&early_over, memory_order_relaxed)) &&
-	    early_route(class_size(c)) == ROUTE_RAW)
-		return small_alloc_central(&heap_raw, c, NULL);
+	if (unlikely(!atomic_load_explicit(&early_over, memory_order_relaxed))) {
+		switch (early_route(class_size(c))) {
+		case ROUTE_SYSTEM:
+			return next_malloc(class_size(c));
+		case ROUTE_RAW:
+			return small_alloc_central(&heap_raw, c, NULL);
+		default:
+			break;
+		}
+	}
 
 	tc.guard++;
 	rt = preload_runtime();

@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "preload.h"
+#include "fork_state.h"
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -52,7 +53,7 @@ static thrd_create_fn real_thrd_create_p;
 static pthread_key_t key;
 static bool key_ok;
 static pthread_once_t key_once = PTHREAD_ONCE_INIT;
-static atomic_long program_threads = 1;		/* the main thread */
+static __fork_state atomic_long program_threads = 1;		/* the main thread */
 
 /* Is task `tid` of this process live and the program's? */
 static bool program_task(const char *tid)
