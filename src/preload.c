@@ -861,9 +861,10 @@ static void stats_put(const char *buf, size_t len)
 
 	if (w == (ssize_t)len)
 		return;
-	if (stats_fd < 0 && !strcmp(env.stats, "-")) {
-		say(buf);
-		return;
+	if (stats_fd < 0) {
+		if (!strcmp(env.stats, "-"))
+			say(buf);	/* stderr was closed at the start: try it */
+		return;		/* the path could not be opened: said at the start */
 	}
 	snprintf(line, sizeof(line), "uspf: pid %d: cannot write its stats line to %s: %s\n",
 		 (int)getpid(), !strcmp(env.stats, "-") ? "stderr" : stats_path,

@@ -9,7 +9,8 @@
 #     runs; `--stats -- prog` is a missing value (exit 2), not a file "--";
 #     a process that overwrites its environment (as redis rewrites its
 #     title) or drops to nobody still writes its line (the file was opened
-#     at its start); a process that cannot open it says so.
+#     at its start); a process that cannot open it, or whose write at exit
+#     fails, says so.
 #   - a program started with RLIMIT_NOFILE 29 sees its fds and its limit
 #     as natively: uspf's descriptors are above it, and fstat() on them is
 #     EBADF as for a free number.
@@ -94,6 +95,12 @@ if [ "$(id -u)" = 0 ] && command -v python3 >/dev/null 2>&1; then
 		ok "a process that cannot open the stats file says so" ||
 		fail "unopenable stats file: stderr was: $(cat "$TMP/err")"
 fi
+
+# A write that fails at exit is said, and the program's status is its own.
+out=$($RUN "$USPF" run --stats /dev/full -- sh -c 'echo hi; exit 3' 2>"$TMP/err"); rc=$?
+[ $rc -eq 3 ] && [ "$out" = hi ] && grep -q "cannot write its stats line to /dev/full" "$TMP/err" &&
+	ok "a stats write that fails at exit is said; the exit status stays the program's" ||
+	fail "stats write failure: rc $rc, out '$out', err $(cat "$TMP/err")"
 
 # ---- descriptors: a program with a low fd limit keeps its whole range ----
 if command -v python3 >/dev/null 2>&1; then
