@@ -236,16 +236,18 @@ static int dup_onto(int oldfd, int newfd, int flags, bool three)
 		if (three)
 			return real_dup3_p ? real_dup3_p(oldfd, newfd, flags) :
 			       (int)syscall(SYS_dup3, oldfd, newfd, flags);
-		return real_dup2_p ? real_dup2_p(oldfd, newfd) :
-		       (int)syscall(SYS_dup2, oldfd, newfd);
+		if (real_dup2_p)
+			return real_dup2_p(oldfd, newfd);
+		if (oldfd == newfd)	/* dup2's answer without a dup2 syscall (arm64 has none) */
+			return fcntl(oldfd, F_GETFD) < 0 ? -1 : newfd;
+		return (int)syscall(SYS_dup3, oldfd, newfd, 0);
 	}
 	/* Natively newfd is a free number: the dup succeeds if oldfd is open. */
 	if (fcntl(oldfd, F_GETFD) < 0)
 		return -1;
 	preload_lock(&old);
 	give_up(newfd);
-	ret = three ? (int)syscall(SYS_dup3, oldfd, newfd, flags) :
-	      (int)syscall(SYS_dup2, oldfd, newfd);
+	ret = (int)syscall(SYS_dup3, oldfd, newfd, three ? flags : 0);	/* oldfd != newfd */
 	saved = errno;
 	take_back();
 	preload_unlock(&old);
