@@ -35,6 +35,7 @@
 #include <criterion/parameterized.h>
 #include <urcu-bp.h>
 
+#include "call_rcu.h"
 #include "kmem.h"
 #include "vma_index.h"
 #include "vma_index_ref.h"
@@ -369,7 +370,7 @@ Test(btree, levels_grow_and_shrink)
 	cr_assert_eq(shrank, 4);
 	cr_assert_eq(vma_index_count(&idx), 0);
 	vma_index_destroy(&idx);
-	rcu_barrier();
+	mm_rcu_barrier();
 }
 
 /* ---- randomized, against a sorted array ---- */
@@ -601,7 +602,7 @@ Test(btree, erase_without_memory)
 	check(&idx);
 	cr_assert_null(idx.root);
 	vma_index_destroy(&idx);
-	rcu_barrier();
+	mm_rcu_barrier();
 }
 
 /* ---- readers write nothing ---- */
@@ -618,7 +619,7 @@ Test(btree, readers_write_nothing)
 	cr_assert_eq(vma_index_init(&idx, 0), 0);
 	for (i = 0; i < 1000; i++)
 		ins_i(&idx, i);
-	rcu_barrier();	/* no node is freed while the caches are read-only */
+	mm_rcu_barrier();	/* no node is freed while the caches are read-only */
 	cr_assert_eq(vma_index_protect(PROT_READ), 0);
 	for (i = 0; i < 1000; i++) {
 		cr_assert_eq(lookup(&idx, PG(4 * i)), E(i));
@@ -830,7 +831,7 @@ static void churn_run(unsigned int fail_pct)
 		cr_assert_gt(c.max_holes, 0, "no erase ran out of memory");
 	check(&c.idx);
 	vma_index_destroy(&c.idx);
-	rcu_barrier();
+	mm_rcu_barrier();
 }
 
 Test(btree, concurrent_readers)
