@@ -18,11 +18,14 @@
  * destructor puts its value back once so that it runs in a later round,
  * after the program's own destructors for that thread.
  *
- * A thread the count cannot see (made by a raw clone(), or by a call that
- * reaches glibc's pthread_create without passing here) must never be cut
- * short: before exiting, the last counted thread looks at the process's
- * tasks, and exits only if every other live one is the runtime's own
- * (named "uspf-...") or the kernel's io_uring workers ("iou-...").
+ * A thread the count cannot see (one glibc makes for itself - a timer's
+ * SIGEV_THREAD, POSIX AIO - or a raw clone()) must not be cut short, nor
+ * outlive the exit: the last counted thread looks at the process's tasks
+ * and calls exit(0) once every other live one is the runtime's own (named
+ * "uspf-...") or the kernel's io_uring workers ("iou-..."), looking again
+ * every 10 ms until then - unless a new counted thread appears, which is
+ * then the one to end it.  (glibc would not wait for a raw clone(): that
+ * thread is cut short natively, finished here.)
  */
 #include <dirent.h>
 #include <dlfcn.h>
@@ -107,9 +110,15 @@ static void thread_gone(void *v)
 		pthread_setspecific(key, MARK_ENDING);
 		return;
 	}
-	if (atomic_fetch_sub_explicit(&program_threads, 1, memory_order_acq_rel) == 1 &&
-	    preload_owner() && alone())
-		exit(0);
+	if (atomic_fetch_sub_explicit(&program_threads, 1, memory_order_acq_rel) != 1 ||
+	    !preload_owner())
+		return;
+	while (!alone()) {
+		usleep(10000);
+		if (atomic_load_explicit(&program_threads, memory_order_acquire))
+			return;
+	}
+	exit(0);
 }
 
 static void key_init(void)
