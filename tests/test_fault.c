@@ -207,6 +207,7 @@ T_POLICY_PARAMS(fault, fault_around)
 ParameterizedTest(enum uspf_policy_id *policy, fault, fault_around)
 {
 	struct uspf_config cfg;
+	unsigned long n, m;
 	struct uspf *u;
 	char *p;
 
@@ -230,13 +231,19 @@ ParameterizedTest(enum uspf_policy_id *policy, fault, fault_around)
 	/*
 	 * 0123456789abcdef0123456789abcdef   pages from 32
 	 * ....x...........                   x present; a fault at 0 stops at it
+	 *
+	 * The kernel may end a multi-page UFFDIO_COPY early and say how far it
+	 * got (seen here about one run in ten, at any page of the window): the
+	 * faulting page is always in, the rest is fault-around and refaults.
 	 */
 	t_assert_pattern(p + 36 * T_PAGE, T_PAGE, 5, 36);
 	t_quiesce(u);
-	cr_assert_eq(t_counter(u, USPF_C_PAGES), 32);
+	n = t_counter(u, USPF_C_PAGES) - 16;
+	cr_assert(n >= 1 && n <= 16, "the fault at 36 installed %lu pages", n);
 	t_assert_pattern(p + 32 * T_PAGE, T_PAGE, 5, 32);
 	t_quiesce(u);
-	cr_assert_eq(t_counter(u, USPF_C_PAGES), 36);
+	m = t_counter(u, USPF_C_PAGES) - 16 - n;
+	cr_assert(m >= 1 && m <= 4, "the fault at 32 installed %lu pages, past page 36", m);
 	t_assert_pattern(p, 64 * T_PAGE, 5, 0);
 	uspf_destroy(u);
 }
@@ -245,6 +252,7 @@ ParameterizedTest(enum uspf_policy_id *policy, fault, fault_around)
 Test(fault, fault_around_stops_at_pmd_and_vma_end)
 {
 	struct uspf_config cfg;
+	unsigned long n;
 	struct uspf *u;
 	char *p, *q;
 
@@ -258,12 +266,15 @@ Test(fault, fault_around_stops_at_pmd_and_vma_end)
 	q = (char *)((((unsigned long)p + (3ul << 20)) & ~((2ul << 20) - 1)) - 4 * T_PAGE);
 	t_assert_pattern(q, T_PAGE, 8, (uint64_t)(q - p) / T_PAGE);
 	t_quiesce(u);
-	cr_assert_eq(t_counter(u, USPF_C_PAGES), 4);
+	/* At most 4 (never past the boundary); fewer if the kernel ends the copy early. */
+	n = t_counter(u, USPF_C_PAGES);
+	cr_assert(n >= 1 && n <= 4, "%lu pages before a 2 MiB boundary", n);
 	/* The last 2 pages of the VMA (unless a 2 MiB boundary falls between them). */
 	q = p + (4ul << 20) - 2 * T_PAGE;
 	t_assert_pattern(q, T_PAGE, 8, (uint64_t)(q - p) / T_PAGE);
 	t_quiesce(u);
-	cr_assert_eq(t_counter(u, USPF_C_PAGES),
-		     4 + ((((unsigned long)q + T_PAGE) & ((2ul << 20) - 1)) == 0 ? 1 : 2));
+	n = t_counter(u, USPF_C_PAGES) - n;
+	cr_assert(n >= 1 && n <= ((((unsigned long)q + T_PAGE) & ((2ul << 20) - 1)) == 0 ? 1ul : 2ul),
+		  "%lu pages at the end of the VMA", n);
 	uspf_destroy(u);
 }
