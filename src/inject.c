@@ -133,7 +133,13 @@ static void check_invariants(struct uspf_mm *mm)
 	unsigned int seq, refs;
 	size_t n = 0;
 
-	mmap_read_lock(mm);
+	/*
+	 * Never wait for the lock: with a bug injected a writer can stay stuck
+	 * behind a VMA lock for ever, holding mmap_lock, and the watchdog that
+	 * calls this must go on to report it.  Checked on a later tick.
+	 */
+	if (!mmap_read_trylock(mm))
+		return;
 	seq = raw_read_seqcount(&mm->mm_lock_seq);
 	if (seq & 1)
 		mm_violation(mm, "mm_lock_seq %u is odd with no writer: VMA write locks "
@@ -176,7 +182,8 @@ uint64_t runtime_violations(struct uspf *u, char *msg, size_t len)
 {
 	uint64_t n;
 
-	if (mm_debug_checks(&u->mm))
+	/* One violation is the verdict: no need to walk the model again. */
+	if (mm_debug_checks(&u->mm) && !atomic_load(&u->mm.violations))
 		check_invariants(&u->mm);
 	n = atomic_load(&u->mm.violations);
 
