@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "backing.h"
-#include "vma.h"
+#include "mm/vma.h"
 
 /* splitmix64's finaliser: every input bit reaches every output bit. */
 static uint64_t mix64(uint64_t x)

@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "jiffies.h"
+#include "mm/jiffies.h"
 #include "runtime.h"
 
 void uspf_config_init(struct uspf_config *cfg)

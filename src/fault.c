@@ -17,11 +17,11 @@
 #include "backing.h"
 #include "fault.h"
 #include "handler.h"
-#include "mm.h"
-#include "ptl.h"
+#include "mm/mm.h"
+#include "mm/ptl.h"
 #include "runtime.h"
 #include "stats.h"
-#include "vma.h"
+#include "mm/vma.h"
 
 void vmf_snapshot(struct vm_fault *vmf, struct uspf_vma *vma)
 {

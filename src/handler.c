@@ -17,9 +17,9 @@
 
 #include "fault.h"
 #include "handler.h"
-#include "kmem.h"
+#include "mm/kmem.h"
 #include "runtime.h"
-#include "vma.h"
+#include "mm/vma.h"
 
 void handler_queue_wake(struct uspf_handler *h, unsigned long start, unsigned long end)
 {
@@ -147,7 +147,6 @@ static void handler_loop(struct uspf_handler *h, struct uffd_intake *in)
 	}
 }
 
-__thread bool uspf_runtime_thread;
 
 static void *handler_main(void *arg)
 {
@@ -158,7 +157,7 @@ static void *handler_main(void *arg)
 	int ret;
 
 	uspf_runtime_thread = true;
-	/* The name says whose it is (preload_threads.c counts the others). */
+	/* The name says whose it is (preload/threads.c counts the others). */
 	pthread_setname_np(pthread_self(), "uspf-handler");
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, NULL);

@@ -52,12 +52,6 @@ static inline void count_event(struct uspf_handler *h, enum uspf_counter c)
 	count_add(h, c, 1);
 }
 
-/*
- * True on the runtime's handler threads, for their whole life: under
- * `uspf run` whatever they allocate must not come from uspf memory.
- */
-extern __thread bool uspf_runtime_thread __attribute__((tls_model("initial-exec")));
-
 int handler_start(struct uspf *u, struct uspf_handler *h, unsigned int id);
 void handler_join(struct uspf_handler *h);
 /* Queue [start, end) for UFFDIO_WAKE at the end of the current batch. */

@@ -22,9 +22,9 @@
 #include <unistd.h>
 
 #include "backing.h"
-#include "file.h"
+#include "mm/file.h"
 #include "runtime.h"
-#include "vma.h"
+#include "mm/vma.h"
 
 #define USPF_MAP_ACCEPTED (MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_FIXED_NOREPLACE | MAP_NORESERVE)
 

@@ -10,10 +10,11 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "call_rcu.h"
-#include "kmem.h"
+#include "mm/call_rcu.h"
+#include "mm/kmem.h"
+#include "hooks.h"
 #include "runtime.h"
-#include "vma.h"
+#include "mm/vma.h"
 
 /* What uspf asks of the kernel: the faulting thread's id (for SIGBUS). */
 #define USPF_UFFD_FEATURES UFFD_FEATURE_THREAD_ID

@@ -10,8 +10,8 @@
 
 #include "uspf.h"
 #include "handler.h"
-#include "mm.h"
-#include "policy.h"
+#include "mm/mm.h"
+#include "policy/policy.h"
 #include "uffd/uffd.h"
 
 #define USPF_MAX_HANDLERS 256
@@ -30,15 +30,6 @@ struct uspf {
 	/* The bench's `raw` reference: faults here skip the model (runtime_set_raw). */
 	unsigned long raw_start, raw_end;
 };
-
-/*
- * For `uspf bench` only: faults in [start, end) - zero-backed memory the
- * caller mapped with uspf_mmap() - are resolved by the handlers with no
- * VMA lookup, no lock and no PTL: the same intake, wakes, fault-around
- * window and copy as a policy, and nothing else.  What a policy costs on
- * top is its protocol.  Set before any fault there; end = 0 turns it off.
- */
-void runtime_set_raw(struct uspf *u, unsigned long start, unsigned long end);
 
 /*
  * For the preload module, when the program takes one of the runtime's

@@ -12,9 +12,9 @@
 #include <sys/mman.h>
 #include <time.h>
 
-#include "helpers.h"
+#include "tests/helpers.h"
 #include "runtime.h"
-#include "vma.h"
+#include "mm/vma.h"
 
 struct uspf *t_runtime_cfg(const struct uspf_config *cfg)
 {

@@ -148,11 +148,11 @@ else
 		"$USPF_BIN" --help | awk '/^subcommands:/ { f = 1; next }
 			f && /^[[:space:]]*$/ { exit }
 			f { print $1 }'
-		sed -nE 's/^[[:space:]]*\{[[:space:]]*"([a-z-]+)",[[:space:]]*cmd_[a-z_]+,.*/\1/p' "$SRC/uspf.c"
+		sed -nE 's/^[[:space:]]*\{[[:space:]]*"([a-z-]+)",[[:space:]]*cmd_[a-z_]+,.*/\1/p' "$SRC/cmd/uspf.c"
 		echo help
 	} | sort -u >"$TMP/subcommands"
 	[ "$(wc -l <"$TMP/subcommands")" -gt 1 ] ||
-		fail "found no subcommands in 'uspf --help' or src/uspf.c"
+		fail "found no subcommands in 'uspf --help' or src/cmd/uspf.c"
 
 	while read -r sub; do
 		ss_subcommand "$sub" >"$TMP/section"
@@ -171,9 +171,9 @@ else
 		} | grep -oE -- '(^|[[:space:],[(|])--?[A-Za-z][A-Za-z0-9-]*' |
 			sed 's/^[^-]*//' >"$TMP/flags"
 		# The source's table, in the file defining cmd_SUB().
-		file=$(grep -l "^int cmd_$(echo "$sub" | tr - _)(" "$SRC"/*.c)
+		file=$(grep -l "^int cmd_$(echo "$sub" | tr - _)(" "$SRC"/cmd/*.c "$SRC"/cmd/bench/*.c)
 		if [ -z "$file" ]; then
-			fail "uspf $sub: no cmd_$sub() in src/*.c to read its options from"
+			fail "uspf $sub: no cmd_$sub() in src/cmd/ to read its options from"
 		else
 			n=$(sed -nE 's/^[[:space:]]*\{[[:space:]]*"([a-z][a-z0-9-]*)",[[:space:]]*(no|required|optional)_argument.*/--\1/p' "$file" |
 				tee -a "$TMP/flags" | wc -l)
@@ -191,7 +191,7 @@ else
 	# The global flags: in OPTIONS.
 	{
 		"$USPF_BIN" --help | sed -n 's/^usage: //p'
-		grep -o 'strcmp(arg, "-[^"]*")' "$SRC/uspf.c" | sed 's/.*"\(.*\)".*/ \1/'
+		grep -o 'strcmp(arg, "-[^"]*")' "$SRC/cmd/uspf.c" | sed 's/.*"\(.*\)".*/ \1/'
 	} | grep -oE -- '(^|[[:space:],[(|])--?[A-Za-z][A-Za-z0-9-]*' |
 		sed 's/^[^-]*//' | sort -u >"$TMP/flags"
 	sh_section "$MANDIR/uspf.1" OPTIONS | tags >"$TMP/tags"
@@ -207,8 +207,8 @@ fi
 
 awk '/^const struct uspf_policy policy_/ { f = 1 }
 	f && /\.name *= *"/ { sub(/.*\.name *= *"/, ""); sub(/".*/, ""); print; f = 0 }' \
-	"$SRC"/policy_*.c >"$TMP/policies"
-[ -s "$TMP/policies" ] || fail "found no policies (struct uspf_policy .name) in src/policy_*.c"
+	"$SRC"/policy/*.c >"$TMP/policies"
+[ -s "$TMP/policies" ] || fail "found no policies (struct uspf_policy .name) in src/policy/*.c"
 sh_section "$MANDIR/uspf.7" POLICIES >"$TMP/section"
 while read -r pol; do
 	grep -qx "\.SS $pol" "$TMP/section" ||
@@ -226,7 +226,7 @@ while read -r enum name; do
 		fail "counter $enum ($name) is not in the table of man/uspf_counter_name.3"
 done <"$TMP/counters"
 
-grep -ohE '"USPF_[A-Z0-9_]+"' "$SRC"/*.c | tr -d '"' | sort -u >"$TMP/variables"
+grep -ohE '"USPF_[A-Z0-9_]+"' "$SRC"/preload/*.c "$SRC"/cmd/*.c | tr -d '"' | sort -u >"$TMP/variables"
 sh_section "$MANDIR/uspf.7" ENVIRONMENT >"$TMP/section"
 while read -r var; do
 	has_token "$var" <"$TMP/section" ||

@@ -13,8 +13,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "as_nobody.h"
-#include "helpers.h"
+#include "tests/as_nobody.h"
+#include "tests/helpers.h"
+#include "hooks.h"
 #include "runtime.h"
 
 TestSuite(handler, .timeout = 30);

@@ -13,8 +13,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "helpers.h"
-#include "vma.h"
+#include "tests/helpers.h"
+#include "mm/vma.h"
 
 TestSuite(mapping, .timeout = 60);
 

@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * hooks.c - the bug injections' names, and the debug-check reports.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <sched.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "hooks.h"
+#include "runtime.h"
+#include "mm/vma_index.h"
+#include "mm/vma.h"
+
+const struct uspf_inject_info inject_info[NR_INJECTIONS] = {
+	[INJ_SPF_NO_REVALIDATE] = { "spf-no-revalidate", "spf",
+		"commit without re-checking vm_sequence and detached once the PTL is held" },
+	[INJ_SPF_COMMIT_BEFORE_PTL] = { "spf-commit-before-ptl", "spf",
+		"revalidate and commit without taking the PTL" },
+	[INJ_ADAPTIVE_NO_REVALIDATE] = { "adaptive-no-revalidate", "spf-adaptive",
+		"commit a speculative fault without looking the VMA up again" },
+	[INJ_MMAP_LOCK_EARLY_UNLOCK] = { "mmap-lock-early-unlock", "mmap-lock",
+		"drop mmap_lock after the fill, before the commit" },
+	[INJ_RWSEM_NO_RECHECK] = { "rwsem-no-recheck", "pervma-rwsem",
+		"vma_start_read() skips the vm_lock_seq re-check after the trylock",
+		/* Writers that replace memory, on few slots: the reader's window meets them. */
+		(const char *const[]){ "--slots", "2", "--writers", "3",
+				       "--ops", "remap,map-over,mremap", NULL } },
+	[INJ_RWSEM_NO_DETACHED_CHECK] = { "rwsem-no-detached-check", "pervma-rwsem",
+		"lock_vma_under_rcu() accepts a VMA that was detached" },
+	[INJ_RWSEM_DOWNGRADE_KEEPS_LOCKS] = { "downgrade-keeps-vma-locks", "pervma-rwsem",
+		"mmap_write_downgrade() forgets vma_end_write_all()" },
+	[INJ_REFCNT_NO_MM_CHECK] = { "refcnt-no-mm-check", "pervma-refcnt",
+		"vma_start_read() skips vm_mm == mm: a VMA reused by another mm is taken",
+		/* One slot per mm, remapped while other mms' extras take its hole. */
+		(const char *const[]){ "--mms", "2", "--slots", "1", "--writers", "4",
+				       "--ops", "remap,extra", NULL },
+		/*
+		 * The runtimes share one address space: a reused VMA passes the
+		 * range check only if another mm mapped it into this mm's hole
+		 * within the reader's window.  Too rare to count on in seconds.
+		 */
+		"tests/policy/test_pervma_refcnt.c: reuse_by_another_mm" },
+	[INJ_REFCNT_NO_RANGE_CHECK] = { "refcnt-no-range-check", "pervma-refcnt",
+		"lock_vma_under_rcu() skips the range re-check after the reference" },
+	[INJ_REFCNT_PUT_BEFORE_COMMIT] = { "refcnt-put-before-commit", "pervma-refcnt",
+		"vma_end_read() before the commit instead of after" },
+};
+
+int inject_from_name(const char *name, enum uspf_inject *out)
+{
+	unsigned int i;
+
+	for (i = 0; name && i < NR_INJECTIONS; i++) {
+		if (!strcmp(name, inject_info[i].name)) {
+			*out = (enum uspf_inject)i;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+void runtime_set_debug(struct uspf *u, uint64_t inject_mask, bool debug_checks)
+{
+	atomic_store_explicit(&u->mm.inject, inject_mask, memory_order_relaxed);
+	atomic_store_explicit(&u->mm.debug_checks, debug_checks, memory_order_relaxed);
+}
+
+int runtime_protect_model(struct uspf *u, bool read_only)
+{
+	int prot = read_only ? PROT_READ : PROT_READ | PROT_WRITE;
+	size_t len = (size_t)((char *)&u->mm.ptl - (char *)u);
+	int ret;
+
+	ret = vma_caches_protect(prot);
+	if (!ret)
+		ret = vma_index_protect(prot);
+	if (!ret && syscall(SYS_mprotect, u, len, prot))
+		ret = -errno;
+	return ret;
+}
+
+uint64_t runtime_violations(struct uspf *u, char *msg, size_t len)
+{
+	uint64_t n;
+
+	/* One violation is the verdict: no need to walk the model again. */
+	if (mm_debug_checks(&u->mm) && !atomic_load(&u->mm.violations))
+		mm_check_invariants(&u->mm);
+	n = atomic_load(&u->mm.violations);
+
+	if (msg && len) {
+		msg[0] = '\0';
+		if (n && atomic_load(&u->mm.violation_ready))
+			snprintf(msg, len, "%s", u->mm.violation);
+	}
+	return n;
+}

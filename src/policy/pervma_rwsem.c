@@ -1,0 +1,172 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * policy/pervma_rwsem.c - per-VMA locks as merged in Linux 6.4
+ * (Suren Baghdasaryan, 2023): vm_lock_seq plus a per-VMA rw_semaphore.
+ *
+ * A VMA is write-locked while its vm_lock_seq equals the mm's
+ * mm_lock_seq.  Writers (mmap write lock held) call vma_start_write(),
+ * which waits for the VMA's readers and stamps vm_lock_seq; they never
+ * unlock VMAs one by one: mmap_write_unlock() and mmap_write_downgrade()
+ * move mm_lock_seq on and so release every VMA write lock at once
+ * (vma_end_write_all()).
+ *
+ * The fault path, lock_vma_under_rcu(): walk the index under RCU, bail out
+ * for VMAs the path does not serve (file, no anon_vma), read-lock the VMA
+ * with vma_start_read() (check vm_lock_seq, trylock, check again), check
+ * the address against the now-stable range, and retry the walk if the VMA
+ * was detached meanwhile (vma_lock_miss).  Any failure is vma_lock_abort
+ * and the fault goes to mmap_lock.  Holding the VMA read lock, the fault
+ * fills and commits: no revalidation is needed, writers are excluded.
+ *
+ * Lock order (Documentation/mm/process_addrs.rst): mmap_lock -> VMA lock
+ * -> PTL.  The fault path takes the VMA lock without mmap_lock, and only
+ * by trylock, so it never waits for a writer holding mmap_lock.
+ */
+#include "fault.h"
+#include "handler.h"
+#include "mm/inject.h"
+#include "mm/mm.h"
+#include "policy/policy.h"
+#include "mm/ptl.h"
+#include "mm/vma.h"
+#include "policy/vma_lock.h"
+
+static unsigned int mm_lock_seq(struct uspf_mm *mm)
+{
+	return raw_read_seqcount(&mm->mm_lock_seq);
+}
+
+/* include/linux/mm.h (6.4) vma_start_read() */
+static bool vma_start_read(struct uspf_mm *mm, struct uspf_vma *vma)
+{
+	/* Write-locked already: do not even touch the lock's cacheline. */
+	if (vma_is_write_locked(vma, mm_lock_seq(mm)))
+		return false;
+	torture_window(mm);
+	if (!down_read_trylock(&vma->vm_lock))
+		return false;
+	torture_window(mm);
+	/*
+	 * The writer may have stamped vm_lock_seq and released its rwsem
+	 * between the first check and the trylock: check again, now that a
+	 * new vma_start_write() would have to wait for us.
+	 */
+	if (!inject(mm, INJ_RWSEM_NO_RECHECK) && vma_is_write_locked(vma, mm_lock_seq(mm))) {
+		up_read(&vma->vm_lock);
+		return false;
+	}
+	return true;
+}
+
+static void vma_end_read(struct uspf_vma *vma)
+{
+	up_read(&vma->vm_lock);
+}
+
+/* vma_start_write(): mmap write lock held; mm_lock_seq is odd and ours. */
+static void rwsem_vma_start_write(struct uspf_vma *vma)
+{
+	struct uspf_mm *mm = vma->vm_mm;
+	unsigned int seq = mm_lock_seq(mm);
+
+	if (vma_is_write_locked(vma, seq))
+		return;
+	if (!down_write_trylock(&vma->vm_lock)) {
+		atomic_fetch_add_explicit(&mm->vma_write_waits, 1, memory_order_relaxed);
+		down_write(&vma->vm_lock);	/* wait for the readers to leave */
+	}
+	atomic_store_explicit(&vma->vm_lock_seq, seq, memory_order_relaxed);
+	up_write(&vma->vm_lock);
+}
+
+bool vma_rwsem_start_read(struct uspf_mm *mm, struct uspf_vma *vma)
+{
+	return vma_start_read(mm, vma);
+}
+
+void vma_rwsem_end_read(struct uspf_vma *vma)
+{
+	vma_end_read(vma);
+}
+
+const struct vma_lock_ops vma_lock_rwsem = {
+	.name = "rwsem",
+	.start_write = rwsem_vma_start_write,
+};
+
+/* mm/memory.c (6.4) lock_vma_under_rcu() */
+static struct uspf_vma *lock_vma_under_rcu(struct vm_fault *vmf)
+{
+	struct uspf_mm *mm = vmf->mm;
+	unsigned long addr = vmf->address;
+	struct uspf_vma *vma;
+
+	rcu_read_lock();
+retry:
+	vma = vma_lookup(mm, addr);
+	if (!vma)
+		goto inval;
+	torture_window(mm);
+	/* Only anonymous VMAs are supported, and only with an anon_vma. */
+	if (!vma_is_anonymous(vma) || !CMM_LOAD_SHARED(vma->anon_vma))
+		goto inval;
+	if (!vma_start_read(mm, vma))
+		goto inval;
+	/* vm_start/vm_end may have changed before we locked the VMA. */
+	if (addr < vma->vm_start || addr >= vma->vm_end) {
+		vma_end_read(vma);
+		goto inval;
+	}
+	/* Detached after we found it: the area was replaced; walk again. */
+	if (vma_is_detached(vma) && !inject(mm, INJ_RWSEM_NO_DETACHED_CHECK)) {
+		vma_end_read(vma);
+		count_event(vmf->h, USPF_C_VMA_LOCK_MISS);
+		goto retry;
+	}
+	rcu_read_unlock();
+	return vma;
+inval:
+	rcu_read_unlock();
+	count_event(vmf->h, USPF_C_VMA_LOCK_ABORT);
+	return NULL;
+}
+
+static void pervma_rwsem_handle_fault(struct vm_fault *vmf)
+{
+	unsigned int ptl = ptl_index(vmf->address);
+	struct uspf_vma *vma = lock_vma_under_rcu(vmf);
+	enum vmf_result r;
+
+	if (!vma) {
+		do_fault_mmap_lock(vmf);
+		return;
+	}
+	vmf_snapshot(vmf, vma);
+	vmf->vma_locked = true;
+	if (vmf_prepare(vmf)) {
+		vma_end_read(vma);
+		do_fault_mmap_lock(vmf);	/* the backing failed: let the classic path decide */
+		return;
+	}
+	ptl_lock(&vmf->mm->ptl, ptl);
+	vmf_check_commit(vmf);
+	r = vmf_commit(vmf);
+	ptl_unlock(&vmf->mm->ptl, ptl);
+	vma_end_read(vma);
+	if (r == VMF_AGAIN) {
+		/* VM_FAULT_RETRY: the VMA lock is already dropped; go to mmap_lock. */
+		count_event(vmf->h, USPF_C_VMA_LOCK_RETRY);
+		do_fault_mmap_lock(vmf);
+		return;
+	}
+	count_event(vmf->h, USPF_C_VMA_LOCK_SUCCESS);
+	vmf_end(vmf, r);
+}
+
+const struct uspf_policy policy_pervma_rwsem = {
+	.name = "pervma-rwsem",
+	.id = USPF_POLICY_PERVMA_RWSEM,
+	.models = "per-VMA locks as merged in 6.4: vm_lock_seq + per-VMA rwsem",
+	.handle_fault = pervma_rwsem_handle_fault,
+	.vma_lock = &vma_lock_rwsem,
+};

@@ -1,0 +1,210 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tests/policy/test_pervma_rwsem.c - per-VMA locks as merged in 6.4
+ * (src/policy_pervma_rwsem.c): the lock states of PROTOCOLS.md section 7
+ * driven step by step, then the fault path on real faults.
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <semaphore.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#include "tests/helpers.h"
+#include "hooks.h"
+#include "runtime.h"
+#include "mm/vma.h"
+#include "policy/vma_lock.h"
+
+TestSuite(pervma_rwsem, .timeout = 30);
+
+static struct uspf *rwsem_runtime(void)
+{
+	struct uspf_config cfg;
+
+	uspf_config_init(&cfg);
+	cfg.policy = USPF_POLICY_PERVMA_RWSEM;
+	cfg.handlers = 2;
+	return t_runtime_cfg(&cfg);
+}
+
+static unsigned int mm_seq(struct uspf *u)
+{
+	return raw_read_seqcount(&u->mm.mm_lock_seq);
+}
+
+/*
+ * 0123
+ * AAAA    mapped: attached, not write-locked once mmap_write_unlock() ran
+ */
+Test(pervma_rwsem, new_vma_is_readable_after_unlock)
+{
+	struct uspf *u = rwsem_runtime();
+	char *p = t_map_pattern(u, 4 * T_PAGE, 1);
+	struct uspf_vma *a = t_vma_of(u, p);
+
+	cr_assert_not(mm_seq(u) & 1);
+	cr_assert_not(vma_is_write_locked(a, mm_seq(u)));
+	cr_assert(vma_rwsem_start_read(&u->mm, a));
+	cr_assert_eq(rwsem_readers(&a->vm_lock), 1);
+	vma_rwsem_end_read(a);
+	cr_assert_eq(rwsem_readers(&a->vm_lock), 0);
+	uspf_destroy(u);
+}
+
+/* vma_start_write() stamps vm_lock_seq; mmap_write_unlock() releases it (vma_end_write_all). */
+Test(pervma_rwsem, write_lock_until_mmap_write_unlock)
+{
+	struct uspf *u = rwsem_runtime();
+	char *p = t_map_pattern(u, 4 * T_PAGE, 1);
+	struct uspf_vma *a = t_vma_of(u, p);
+
+	mmap_write_lock(&u->mm);
+	cr_assert(mm_seq(u) & 1);
+	cr_assert(vma_rwsem_start_read(&u->mm, a), "not write-locked yet: readers still welcome");
+	vma_rwsem_end_read(a);
+	vma_start_write(a);
+	cr_assert_eq(atomic_load(&a->vm_lock_seq), mm_seq(u));
+	cr_assert_not(vma_rwsem_start_read(&u->mm, a), "write-locked: a reader must fail");
+	cr_assert_not(rwsem_is_locked(&a->vm_lock), "the rwsem itself is free again");
+	vma_start_write(a);	/* again: a no-op */
+	mmap_write_unlock(&u->mm);
+	cr_assert_not(vma_is_write_locked(a, mm_seq(u)));
+	cr_assert(vma_rwsem_start_read(&u->mm, a));
+	vma_rwsem_end_read(a);
+	uspf_destroy(u);
+}
+
+Test(pervma_rwsem, downgrade_releases_vma_write_locks)
+{
+	struct uspf *u = rwsem_runtime();
+	char *p = t_map_pattern(u, 4 * T_PAGE, 1);
+	struct uspf_vma *a = t_vma_of(u, p);
+
+	mmap_write_lock(&u->mm);
+	vma_start_write(a);
+	cr_assert_not(vma_rwsem_start_read(&u->mm, a));
+	mmap_write_downgrade(&u->mm);
+	cr_assert(rwsem_readers(&u->mm.mmap_lock) == 1);
+	cr_assert(vma_rwsem_start_read(&u->mm, a), "downgrade must release VMA write locks");
+	vma_rwsem_end_read(a);
+	mmap_read_unlock(&u->mm);
+	uspf_destroy(u);
+}
+
+struct writer {
+	struct uspf *u;
+	struct uspf_vma *vma;
+	sem_t started;
+	int done;
+};
+
+static void *start_write_thread(void *arg)
+{
+	struct writer *w = arg;
+
+	mmap_write_lock(&w->u->mm);
+	sem_post(&w->started);
+	vma_start_write(w->vma);
+	__atomic_store_n(&w->done, 1, __ATOMIC_RELEASE);
+	mmap_write_unlock(&w->u->mm);
+	return NULL;
+}
+
+/*
+ * A reader holds the VMA: the writer's vma_start_write() waits for it,
+ * and meanwhile a new reader fails at once (trylock) instead of queueing
+ * behind the writer: the fault path never waits for a writer.
+ */
+Test(pervma_rwsem, writer_waits_for_readers_new_readers_fail)
+{
+	struct uspf *u = rwsem_runtime();
+	char *p = t_map_pattern(u, 4 * T_PAGE, 1);
+	struct writer w = { .u = u, .vma = t_vma_of(u, p) };
+	pthread_t t;
+
+	sem_init(&w.started, 0, 0);
+	cr_assert(vma_rwsem_start_read(&u->mm, w.vma));
+	cr_assert_eq(pthread_create(&t, NULL, start_write_thread, &w), 0);
+	sem_wait(&w.started);
+	t_sleep_ms(100);
+	cr_assert_not(__atomic_load_n(&w.done, __ATOMIC_ACQUIRE), "the writer did not wait");
+	cr_assert_not(vma_rwsem_start_read(&u->mm, w.vma), "a new reader queued behind the writer");
+	vma_rwsem_end_read(w.vma);
+	pthread_join(t, NULL);
+	cr_assert(w.done);
+	t_quiesce(u);
+	cr_assert_eq(t_counter(u, USPF_C_VMA_WRITE_WAITS), 1);
+	uspf_destroy(u);
+}
+
+/*
+ * 0123
+ * AAAA -> ....   munmap: a reader that found A before can still read-lock
+ *                it (6.4's vma_start_read() does not look at detached), so
+ *                lock_vma_under_rcu() must check detached and walk again.
+ */
+Test(pervma_rwsem, detached_vma_still_read_locks)
+{
+	struct uspf *u = rwsem_runtime();
+	char *p = t_map_pattern(u, 4 * T_PAGE, 1);
+	struct uspf_vma *a;
+
+	rcu_read_lock();
+	a = vma_lookup(&u->mm, (unsigned long)p);
+	cr_assert_eq(uspf_munmap(u, p, 4 * T_PAGE), 0);
+	cr_assert(vma_is_detached(a));
+	cr_assert(vma_rwsem_start_read(&u->mm, a));
+	vma_rwsem_end_read(a);
+	rcu_read_unlock();
+	uspf_destroy(u);
+}
+
+/* On real faults: aborts until the anon_vma exists, then faults under the VMA lock. */
+Test(pervma_rwsem, faults_under_the_vma_lock)
+{
+	struct uspf *u = rwsem_runtime();
+	char *p = t_map_pattern(u, 64 * T_PAGE, 7);
+
+	t_assert_pattern(p, 4 * T_PAGE, 7, 0);
+	t_quiesce(u);
+	cr_assert_eq(t_counter(u, USPF_C_VMA_LOCK_ABORT), 4, "no anon_vma: abort");
+	p[4 * T_PAGE] = 1;	/* prepares the anon_vma under mmap_lock */
+	t_assert_pattern(p + 5 * T_PAGE, 59 * T_PAGE, 7, 5);
+	t_quiesce(u);
+	cr_assert_eq(t_counter(u, USPF_C_VMA_LOCK_SUCCESS), 59);
+	cr_assert_eq(t_counter(u, USPF_C_VMA_LOCK_ABORT), 5);
+	cr_assert_eq(t_counter(u, USPF_C_MMAP_LOCK_FAULT), 5);
+	uspf_destroy(u);
+}
+
+/* A slow fill holds only its VMA: a writer on another VMA goes ahead. */
+Test(pervma_rwsem, slow_fill_does_not_block_other_vmas)
+{
+	cr_assert_not(t_writer_blocked_by_fill(USPF_POLICY_PERVMA_RWSEM));
+}
+
+/*
+ * The 6.4 per-VMA lock writes the VMA on every fault (its rwsem): with the
+ * model read-only, the handler dies at vma_start_read()'s trylock.  The
+ * cost Lespinasse measured; the refcount rework writes one too (vm_refcnt).
+ */
+Test(pervma_rwsem, fast_path_writes_the_vma, .signal = SIGSEGV)
+{
+	struct uspf_config cfg;
+	struct uspf *u;
+	char *p;
+
+	uspf_config_init(&cfg);
+	cfg.policy = USPF_POLICY_PERVMA_RWSEM;
+	cfg.handlers = 1;
+	cfg.anon_vma_at_mmap = true;
+	u = t_runtime_cfg(&cfg);
+	p = t_map_pattern(u, 64 * T_PAGE, 12);
+	t_assert_pattern(p, T_PAGE, 12, 0);
+	t_quiesce(u);
+	cr_assert_eq(runtime_protect_model(u, true), 0);
+	t_assert_pattern(p + T_PAGE, T_PAGE, 12, 1);
+	cr_assert_fail("a per-VMA read lock that writes nothing?");
+}
