@@ -35,6 +35,8 @@
 #include <unistd.h>
 #include <uspf.h>
 
+#include "helpers.h"
+
 #define PAGE_SIZE	4096UL
 #define ALIGN		16UL
 #define GENERATION	42
@@ -114,116 +116,9 @@ static bool tag_intact(const struct arena *a, const struct alloc *al)
 	return true;
 }
 
-static uint64_t faults(struct uspf *u)
-{
-	struct uspf_stats st;
-
-	if (uspf_stats(u, &st))
-		return 0;
-	return st.counters[USPF_C_FAULTS];
-}
-
-/*
- * What uspf did for this program: faults, how each was resolved - one line
- * per fault path, from the counters whose names start with spf_ (Dufour's
- * speculative path), vma_lock_ (per-VMA locks) or mmap_lock_ (the mm-wide
- * lock) - and how long handling took.
- */
-static void print_stats(struct uspf *u)
-{
-	static const struct { const char *title, *prefix; } paths[] = {
-		{ "speculative:", "spf_" },
-		{ "per-VMA lock:", "vma_lock_" },
-		{ "mmap_lock:", "mmap_lock_" },
-		{ "other:", "" },
-	};
-	bool shown[USPF_NR_COUNTERS] = { false };
-	struct uspf_stats st;
-	unsigned int p, c, n, tries;
-	int ret = 0;
-
-	/* A fault is counted when it arrives: wait (briefly) until each has ended. */
-	for (tries = 0; tries < 1000; tries++) {
-		ret = uspf_stats(u, &st);
-		if (ret || st.counters[USPF_C_FAULTS_ENDED] == st.counters[USPF_C_FAULTS])
-			break;
-		usleep(1000);
-	}
-	if (ret) {
-		fprintf(stderr, "uspf_stats: %s\n", strerror(-ret));
-		return;
-	}
-	shown[USPF_C_FAULTS] = shown[USPF_C_PAGES] = shown[USPF_C_FAULTS_ENDED] = true;
-	printf("uspf: policy %s, %u handlers, intake %s\n", uspf_policy_name(st.policy),
-	       st.handlers, uspf_intake_name(st.intake));
-	printf("  faults %llu, pages %llu; handling p50 %llu ns, p99 %llu ns\n",
-	       (unsigned long long)st.counters[USPF_C_FAULTS],
-	       (unsigned long long)st.counters[USPF_C_PAGES],
-	       (unsigned long long)uspf_stats_percentile(&st, 50),
-	       (unsigned long long)uspf_stats_percentile(&st, 99));
-	for (p = 0; p < sizeof(paths) / sizeof(paths[0]); p++) {
-		for (c = 0, n = 0; c < USPF_NR_COUNTERS; c++) {
-			const char *name = uspf_counter_name(c);
-
-			if (shown[c] || !st.counters[c] ||
-			    strncmp(name, paths[p].prefix, strlen(paths[p].prefix)))
-				continue;
-			shown[c] = true;
-			if (n++)
-				printf(", ");
-			else
-				printf("  %-14s", paths[p].title);
-			printf("%s %llu", name, (unsigned long long)st.counters[c]);
-		}
-		if (n)
-			printf("\n");
-	}
-}
-
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: arena [--policy NAME] [--size SIZE] [--rounds N] [--max-alloc SIZE] [--seed N]\n");
-}
-
-/* A number with an optional K, M or G suffix, within [min, max]. */
-static bool parse_size(const char *s, unsigned long long min, unsigned long long max,
-		       unsigned long long *out)
-{
-	unsigned long long v;
-	char *end;
-
-	if (*s < '0' || *s > '9')
-		return false;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno)
-		return false;
-	switch (*end) {
-	case 'G': v <<= 10; /* fall through */
-	case 'M': v <<= 10; /* fall through */
-	case 'K': v <<= 10; end++; break;
-	}
-	if (*end || v < min || v > max)
-		return false;
-	*out = v;
-	return true;
-}
-
-static int bad_value(const char *flag, const char *val, const char *expected)
-{
-	fprintf(stderr, "arena: %s '%s': expected %s\n", flag, val, expected);
-	return 2;
-}
-
-static int bad_policy(const char *val)
-{
-	unsigned int p;
-
-	fprintf(stderr, "arena: --policy '%s': expected one of ", val);
-	for (p = 0; p < USPF_NR_POLICIES; p++)
-		fprintf(stderr, "%s%s", p ? ", " : "", uspf_policy_name(p));
-	fprintf(stderr, "\n");
-	return 2;
 }
 
 int main(int argc, char **argv)
@@ -251,28 +146,29 @@ int main(int argc, char **argv)
 	int opt, ret;
 
 	uspf_config_init(&cfg);
+	ex_prog = "arena";
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'p':
 			if (uspf_policy_from_name(optarg, &cfg.policy))
-				return bad_policy(optarg);
+				return ex_bad_policy(optarg, false);
 			break;
 		case 's':
-			if (!parse_size(optarg, PAGE_SIZE, 1ULL << 30, &size) || size % PAGE_SIZE)
-				return bad_value("--size", optarg, "a multiple of 4K from 4K to 1G");
+			if (!ex_parse_size(optarg, PAGE_SIZE, 1ULL << 30, &size) || size % PAGE_SIZE)
+				return ex_bad_value("--size", optarg, "a multiple of 4K from 4K to 1G");
 			break;
 		case 'r':
-			if (!parse_size(optarg, 1, 1000, &rounds))
-				return bad_value("--rounds", optarg, "1 to 1000");
+			if (!ex_parse_size(optarg, 1, 1000, &rounds))
+				return ex_bad_value("--rounds", optarg, "1 to 1000");
 			break;
 		case 'm':
-			if (!parse_size(optarg, 1, 1 << 20, &max_alloc))
-				return bad_value("--max-alloc", optarg, "1 to 1M");
+			if (!ex_parse_size(optarg, 1, 1 << 20, &max_alloc))
+				return ex_bad_value("--max-alloc", optarg, "1 to 1M");
 			break;
 		case 'S':
-			if (!parse_size(optarg, 0, UINT32_MAX, &seed))
-				return bad_value("--seed", optarg, "0 to 4294967295");
+			if (!ex_parse_size(optarg, 0, UINT32_MAX, &seed))
+				return ex_bad_value("--seed", optarg, "0 to 4294967295");
 			break;
 		case 'h':
 			usage(stdout);
@@ -325,7 +221,7 @@ int main(int argc, char **argv)
 			}
 			printf("reset: MADV_DONTNEED on all %zu pages\n", a.size / PAGE_SIZE);
 		}
-		before = faults(u);
+		before = ex_faults(u);
 
 		/* Carve: allocations of random sizes until the arena is three-quarters full. */
 		for (nallocs = 0; a.used < a.size / 4 * 3; nallocs++) {
@@ -355,13 +251,13 @@ int main(int argc, char **argv)
 			report_wrong("round %zu: pattern wrong after the last allocation", round);
 
 		printf("round %zu: %zu allocations, %zu KiB used, every byte checked; %llu faults\n",
-		       round, nallocs, a.used >> 10, (unsigned long long)(faults(u) - before));
-		if (round > 1 && faults(u) == before)
+		       round, nallocs, a.used >> 10, (unsigned long long)(ex_faults(u) - before));
+		if (round > 1 && ex_faults(u) == before)
 			report_wrong("round %zu: no page faulted after the reset", round);
 
 	}
 
-	print_stats(u);
+	ex_report(u);
 	uspf_destroy(u);
 	free(allocs);
 	if (wrong) {

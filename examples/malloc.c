@@ -47,6 +47,8 @@
 #include <unistd.h>
 #include <uspf.h>
 
+#include "helpers.h"
+
 #define PAGE_SIZE	4096UL
 #define SPAN_SIZE	(64 * 1024UL)
 #define NR_CLASSES	11			/* 32 bytes << 0..10: 32 B to 32 KiB */
@@ -227,14 +229,6 @@ static atomic_bool stop;
 static unsigned long large_size = 256 << 10;
 static unsigned long live = 64;
 
-static uint64_t next_random(uint64_t *s)
-{
-	*s ^= *s << 13;
-	*s ^= *s >> 7;
-	*s ^= *s << 17;
-	return *s;
-}
-
 static void fill(uint64_t *p, size_t len, uint64_t tag)
 {
 	size_t i;
@@ -285,15 +279,15 @@ static void *fault_thread(void *arg)
 	if (!ring)
 		return NULL;
 	while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
-		i = next_random(&w->seed) % live;
+		i = ex_next_random(&w->seed) % live;
 		if (ring[i].p) {
 			w->bad += check(ring[i].p, ring[i].len, ring[i].tag);
 			sc_free(w->heap, ring[i].p);
 			ring[i].p = NULL;
 		}
 		/* Sizes spread over the classes: 8 bytes to 32 KiB less the header. */
-		max = (32UL << next_random(&w->seed) % NR_CLASSES) - sizeof(struct block);
-		len = (8 + next_random(&w->seed) % (max - 7)) & ~7UL;
+		max = (32UL << ex_next_random(&w->seed) % NR_CLASSES) - sizeof(struct block);
+		len = (8 + ex_next_random(&w->seed) % (max - 7)) & ~7UL;
 		ring[i].p = sc_malloc(w->heap, len);
 		if (!ring[i].p)
 			break;
@@ -309,65 +303,6 @@ static void *fault_thread(void *arg)
 		}
 	free(ring);
 	return NULL;
-}
-
-/*
- * What uspf did for this program: faults, how each was resolved - one line
- * per fault path, from the counters whose names start with spf_ (Dufour's
- * speculative path), vma_lock_ (per-VMA locks) or mmap_lock_ (the mm-wide
- * lock) - and how long handling took.
- */
-static void print_stats(const struct uspf_stats *st)
-{
-	static const struct { const char *title, *prefix; } paths[] = {
-		{ "speculative:", "spf_" },
-		{ "per-VMA lock:", "vma_lock_" },
-		{ "mmap_lock:", "mmap_lock_" },
-		{ "other:", "" },
-	};
-	bool shown[USPF_NR_COUNTERS] = { false };
-	unsigned int p, c, n;
-
-	shown[USPF_C_FAULTS] = shown[USPF_C_PAGES] = shown[USPF_C_FAULTS_ENDED] = true;
-	printf("uspf: policy %s, %u handlers, intake %s\n", uspf_policy_name(st->policy),
-	       st->handlers, uspf_intake_name(st->intake));
-	printf("  faults %llu, pages %llu; handling p50 %llu ns, p99 %llu ns\n",
-	       (unsigned long long)st->counters[USPF_C_FAULTS],
-	       (unsigned long long)st->counters[USPF_C_PAGES],
-	       (unsigned long long)uspf_stats_percentile(st, 50),
-	       (unsigned long long)uspf_stats_percentile(st, 99));
-	for (p = 0; p < sizeof(paths) / sizeof(paths[0]); p++) {
-		for (c = 0, n = 0; c < USPF_NR_COUNTERS; c++) {
-			const char *name = uspf_counter_name(c);
-
-			if (shown[c] || !st->counters[c] ||
-			    strncmp(name, paths[p].prefix, strlen(paths[p].prefix)))
-				continue;
-			shown[c] = true;
-			if (n++)
-				printf(", ");
-			else
-				printf("  %-14s", paths[p].title);
-			printf("%s %llu", name, (unsigned long long)st->counters[c]);
-		}
-		if (n)
-			printf("\n");
-	}
-}
-
-/* A fault is counted when it arrives: wait (briefly) until each has ended. */
-static int settled_stats(struct uspf *u, struct uspf_stats *st)
-{
-	unsigned int tries;
-	int ret = 0;
-
-	for (tries = 0; tries < 1000; tries++) {
-		ret = uspf_stats(u, st);
-		if (ret || st->counters[USPF_C_FAULTS_ENDED] == st->counters[USPF_C_FAULTS])
-			break;
-		usleep(1000);
-	}
-	return ret;
 }
 
 /* Run the churn under one policy; print its line (and with `full`, every counter). */
@@ -423,7 +358,7 @@ static int run_policy(enum uspf_policy_id policy, unsigned int nfault, unsigned 
 			strerror(-heap.error));
 		bad++;
 	}
-	ret = settled_stats(u, &st);
+	ret = ex_settled_stats(u, &st);
 	if (ret) {
 		fprintf(stderr, "uspf_stats: %s\n", strerror(-ret));
 		bad++;
@@ -439,7 +374,7 @@ static int run_policy(enum uspf_policy_id policy, unsigned int nfault, unsigned 
 	       (unsigned long long)uspf_stats_percentile(&st, 50),
 	       (unsigned long long)uspf_stats_percentile(&st, 99), bad);
 	if (full)
-		print_stats(&st);
+		ex_print_stats(&st);
 	heap_fini(&heap);
 	uspf_destroy(u);
 	return bad ? 1 : 0;
@@ -449,61 +384,6 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: malloc [--policy NAME|all] [--threads N] [--churn-threads N] [--large SIZE]\n"
 		   "              [--live N] [--seconds S]\n");
-}
-
-/* A number with an optional K, M or G suffix, within [min, max]. */
-static bool parse_size(const char *s, unsigned long min, unsigned long max, unsigned long *out)
-{
-	unsigned long v;
-	char *end;
-
-	if (*s < '0' || *s > '9')
-		return false;
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno)
-		return false;
-	switch (*end) {
-	case 'G': v <<= 10; /* fall through */
-	case 'M': v <<= 10; /* fall through */
-	case 'K': v <<= 10; end++; break;
-	}
-	if (*end || v < min || v > max)
-		return false;
-	*out = v;
-	return true;
-}
-
-static bool parse_seconds(const char *s, double *out)
-{
-	char *end;
-	double v;
-
-	if ((*s < '0' || *s > '9') && *s != '.')
-		return false;
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno || *end || !(v >= 0.001 && v <= 3600))
-		return false;
-	*out = v;
-	return true;
-}
-
-static int bad_value(const char *flag, const char *val, const char *expected)
-{
-	fprintf(stderr, "malloc: %s '%s': expected %s\n", flag, val, expected);
-	return 2;
-}
-
-static int bad_policy(const char *val)
-{
-	unsigned int p;
-
-	fprintf(stderr, "malloc: --policy '%s': expected all or one of ", val);
-	for (p = 0; p < USPF_NR_POLICIES; p++)
-		fprintf(stderr, "%s%s", p ? ", " : "", uspf_policy_name(p));
-	fprintf(stderr, "\n");
-	return 2;
 }
 
 int main(int argc, char **argv)
@@ -519,11 +399,13 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 }
 	};
 	unsigned long nfault = 1, nchurn = 1;
+	unsigned long long v;
 	enum uspf_policy_id policy = USPF_POLICY_SPF, p;
 	bool all = false;
 	double seconds = 1;
 	int opt, ret = 0;
 
+	ex_prog = "malloc";
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
 		switch (opt) {
@@ -531,30 +413,34 @@ int main(int argc, char **argv)
 			if (!strcmp(optarg, "all"))
 				all = true;
 			else if (uspf_policy_from_name(optarg, &policy))
-				return bad_policy(optarg);
+				return ex_bad_policy(optarg, true);
 			else
 				all = false;
 			break;
 		case 't':
-			if (!parse_size(optarg, 0, MAX_THREADS / 2, &nfault))
-				return bad_value("--threads", optarg, "0 to 32");
+			if (!ex_parse_size(optarg, 0, MAX_THREADS / 2, &v))
+				return ex_bad_value("--threads", optarg, "0 to 32");
+			nfault = v;
 			break;
 		case 'c':
-			if (!parse_size(optarg, 0, MAX_THREADS / 2, &nchurn))
-				return bad_value("--churn-threads", optarg, "0 to 32");
+			if (!ex_parse_size(optarg, 0, MAX_THREADS / 2, &v))
+				return ex_bad_value("--churn-threads", optarg, "0 to 32");
+			nchurn = v;
 			break;
 		case 'l':
-			if (!parse_size(optarg, MAX_SMALL, 1UL << 30, &large_size) || large_size % 8)
-				return bad_value("--large", optarg,
-						 "a multiple of 8 bytes from 32K to 1G");
+			if (!ex_parse_size(optarg, MAX_SMALL, 1UL << 30, &v) || v % 8)
+				return ex_bad_value("--large", optarg,
+						    "a multiple of 8 bytes from 32K to 1G");
+			large_size = v;
 			break;
 		case 'L':
-			if (!parse_size(optarg, 1, 1 << 20, &live))
-				return bad_value("--live", optarg, "1 to 1048576");
+			if (!ex_parse_size(optarg, 1, 1 << 20, &v))
+				return ex_bad_value("--live", optarg, "1 to 1048576");
+			live = v;
 			break;
 		case 's':
-			if (!parse_seconds(optarg, &seconds))
-				return bad_value("--seconds", optarg, "0.001 to 3600");
+			if (!ex_parse_seconds(optarg, &seconds))
+				return ex_bad_value("--seconds", optarg, "0.001 to 3600");
 			break;
 		case 'h':
 			usage(stdout);
@@ -574,7 +460,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (nfault + nchurn == 0)
-		return bad_value("--threads", "0", "at least one thread (with --churn-threads)");
+		return ex_bad_value("--threads", "0", "at least one thread (with --churn-threads)");
 
 	printf("malloc: churn threads %lu (%lu KiB blocks: uspf_mmap, fill, check, uspf_munmap), faulting threads %lu (%lu live allocations of 8 B to 32 KiB), %g s per policy\n",
 	       nchurn, large_size >> 10, nfault, live, seconds);

@@ -44,6 +44,8 @@
 #include <unistd.h>
 #include <uspf.h>
 
+#include "helpers.h"
+
 #define PAGE_SIZE	4096UL
 #define MAX_THREADS	64
 
@@ -58,14 +60,6 @@ static int fd = -1;
 static const unsigned char *map;
 static size_t npages;
 static unsigned long reads_per_thread;
-
-static uint64_t next_random(uint64_t *s)
-{
-	*s ^= *s << 13;
-	*s ^= *s >> 7;
-	*s ^= *s << 17;
-	return *s;
-}
 
 /* The page as the file has it: pread(2), zeroes past the end. */
 static int file_page(size_t pg, unsigned char *buf)
@@ -97,7 +91,7 @@ static void *reader_thread(void *arg)
 	int ret;
 
 	for (i = 0; i < reads_per_thread; i++) {
-		pg = next_random(&r->seed) % npages;
+		pg = ex_next_random(&r->seed) % npages;
 		ret = file_page(pg, want);
 		if (ret) {
 			r->error = -ret;
@@ -145,117 +139,10 @@ static int make_temp_file(unsigned long long size)
 	return tfd;
 }
 
-static uint64_t faults(struct uspf *u)
-{
-	struct uspf_stats st;
-
-	if (uspf_stats(u, &st))
-		return 0;
-	return st.counters[USPF_C_FAULTS];
-}
-
-/*
- * What uspf did for this program: faults, how each was resolved - one line
- * per fault path, from the counters whose names start with spf_ (Dufour's
- * speculative path), vma_lock_ (per-VMA locks) or mmap_lock_ (the mm-wide
- * lock) - and how long handling took.
- */
-static void print_stats(struct uspf *u)
-{
-	static const struct { const char *title, *prefix; } paths[] = {
-		{ "speculative:", "spf_" },
-		{ "per-VMA lock:", "vma_lock_" },
-		{ "mmap_lock:", "mmap_lock_" },
-		{ "other:", "" },
-	};
-	bool shown[USPF_NR_COUNTERS] = { false };
-	struct uspf_stats st;
-	unsigned int p, c, n, tries;
-	int ret = 0;
-
-	/* A fault is counted when it arrives: wait (briefly) until each has ended. */
-	for (tries = 0; tries < 1000; tries++) {
-		ret = uspf_stats(u, &st);
-		if (ret || st.counters[USPF_C_FAULTS_ENDED] == st.counters[USPF_C_FAULTS])
-			break;
-		usleep(1000);
-	}
-	if (ret) {
-		fprintf(stderr, "uspf_stats: %s\n", strerror(-ret));
-		return;
-	}
-	shown[USPF_C_FAULTS] = shown[USPF_C_PAGES] = shown[USPF_C_FAULTS_ENDED] = true;
-	printf("uspf: policy %s, %u handlers, intake %s\n", uspf_policy_name(st.policy),
-	       st.handlers, uspf_intake_name(st.intake));
-	printf("  faults %llu, pages %llu; handling p50 %llu ns, p99 %llu ns\n",
-	       (unsigned long long)st.counters[USPF_C_FAULTS],
-	       (unsigned long long)st.counters[USPF_C_PAGES],
-	       (unsigned long long)uspf_stats_percentile(&st, 50),
-	       (unsigned long long)uspf_stats_percentile(&st, 99));
-	for (p = 0; p < sizeof(paths) / sizeof(paths[0]); p++) {
-		for (c = 0, n = 0; c < USPF_NR_COUNTERS; c++) {
-			const char *name = uspf_counter_name(c);
-
-			if (shown[c] || !st.counters[c] ||
-			    strncmp(name, paths[p].prefix, strlen(paths[p].prefix)))
-				continue;
-			shown[c] = true;
-			if (n++)
-				printf(", ");
-			else
-				printf("  %-14s", paths[p].title);
-			printf("%s %llu", name, (unsigned long long)st.counters[c]);
-		}
-		if (n)
-			printf("\n");
-	}
-}
-
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: pager [--policy NAME] [--file PATH | --size SIZE] [--threads N] [--reads N]\n"
 		   "             [--rounds N] [--seed N]\n");
-}
-
-/* A number with an optional K, M or G suffix, within [min, max]. */
-static bool parse_size(const char *s, unsigned long long min, unsigned long long max,
-		       unsigned long long *out)
-{
-	unsigned long long v;
-	char *end;
-
-	if (*s < '0' || *s > '9')
-		return false;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno)
-		return false;
-	switch (*end) {
-	case 'G': v <<= 10; /* fall through */
-	case 'M': v <<= 10; /* fall through */
-	case 'K': v <<= 10; end++; break;
-	}
-	if (*end || v < min || v > max)
-		return false;
-	*out = v;
-	return true;
-}
-
-static int bad_value(const char *flag, const char *val, const char *expected)
-{
-	fprintf(stderr, "pager: %s '%s': expected %s\n", flag, val, expected);
-	return 2;
-}
-
-static int bad_policy(const char *val)
-{
-	unsigned int p;
-
-	fprintf(stderr, "pager: --policy '%s': expected one of ", val);
-	for (p = 0; p < USPF_NR_POLICIES; p++)
-		fprintf(stderr, "%s%s", p ? ", " : "", uspf_policy_name(p));
-	fprintf(stderr, "\n");
-	return 2;
 }
 
 int main(int argc, char **argv)
@@ -283,35 +170,36 @@ int main(int argc, char **argv)
 	int opt, ret;
 
 	uspf_config_init(&cfg);
+	ex_prog = "pager";
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'p':
 			if (uspf_policy_from_name(optarg, &cfg.policy))
-				return bad_policy(optarg);
+				return ex_bad_policy(optarg, false);
 			break;
 		case 'f':
 			file = optarg;
 			break;
 		case 's':
-			if (!parse_size(optarg, 1, 1ULL << 30, &size))
-				return bad_value("--size", optarg, "1 to 1G bytes");
+			if (!ex_parse_size(optarg, 1, 1ULL << 30, &size))
+				return ex_bad_value("--size", optarg, "1 to 1G bytes");
 			break;
 		case 't':
-			if (!parse_size(optarg, 1, MAX_THREADS, &nthreads))
-				return bad_value("--threads", optarg, "1 to 64");
+			if (!ex_parse_size(optarg, 1, MAX_THREADS, &nthreads))
+				return ex_bad_value("--threads", optarg, "1 to 64");
 			break;
 		case 'r':
-			if (!parse_size(optarg, 1, 100000000, &reads))
-				return bad_value("--reads", optarg, "1 to 100000000");
+			if (!ex_parse_size(optarg, 1, 100000000, &reads))
+				return ex_bad_value("--reads", optarg, "1 to 100000000");
 			break;
 		case 'R':
-			if (!parse_size(optarg, 1, 1000, &rounds))
-				return bad_value("--rounds", optarg, "1 to 1000");
+			if (!ex_parse_size(optarg, 1, 1000, &rounds))
+				return ex_bad_value("--rounds", optarg, "1 to 1000");
 			break;
 		case 'S':
-			if (!parse_size(optarg, 0, UINT32_MAX, &seed))
-				return bad_value("--seed", optarg, "0 to 4294967295");
+			if (!ex_parse_size(optarg, 0, UINT32_MAX, &seed))
+				return ex_bad_value("--seed", optarg, "0 to 4294967295");
 			break;
 		case 'h':
 			usage(stdout);
@@ -334,9 +222,9 @@ int main(int argc, char **argv)
 	if (file) {
 		fd = open(file, O_RDONLY | O_CLOEXEC);
 		if (fd < 0)
-			return bad_value("--file", file, "a readable file");
+			return ex_bad_value("--file", file, "a readable file");
 		if (fstat(fd, &stbuf) || !S_ISREG(stbuf.st_mode) || !stbuf.st_size)
-			return bad_value("--file", file, "a regular file that is not empty");
+			return ex_bad_value("--file", file, "a regular file that is not empty");
 		size = stbuf.st_size;
 	} else {
 		fd = make_temp_file(size);
@@ -377,7 +265,7 @@ int main(int argc, char **argv)
 			}
 			printf("evict: MADV_DONTNEED on all %zu pages\n", npages);
 		}
-		before = faults(u);
+		before = ex_faults(u);
 		for (i = 0; i < nthreads; i++) {
 			readers[i].seed = 0x9e3779b97f4a7c15ULL * (i + 1) + seed + round;
 			ret = pthread_create(&readers[i].thread, NULL, reader_thread, &readers[i]);
@@ -399,10 +287,10 @@ int main(int argc, char **argv)
 			readers[i].error = 0;
 		}
 		printf("round %lu: %llu pages read and compared with the file; %llu faults\n", round,
-		       reads_per_thread * nthreads, (unsigned long long)(faults(u) - before));
+		       reads_per_thread * nthreads, (unsigned long long)(ex_faults(u) - before));
 	}
 
-	print_stats(u);
+	ex_report(u);
 	uspf_destroy(u);
 	close(fd);
 	if (wrong) {

@@ -59,6 +59,8 @@
 #include <urcu-bp.h>
 #include <uspf.h>
 
+#include "helpers.h"
+
 #define PAGE_SIZE	4096UL
 #define SLAB_SIZE	(4 * PAGE_SIZE)
 #define PAYLOAD_WORDS	8
@@ -195,14 +197,6 @@ static struct obj *obj_new(uint64_t key)
 	return o;
 }
 
-static uint64_t next_random(uint64_t *s)
-{
-	*s ^= *s << 13;
-	*s ^= *s >> 7;
-	*s ^= *s << 17;
-	return *s;
-}
-
 /*
  * The lookup of every SLAB_TYPESAFE_BY_RCU user (and of
  * lock_vma_under_rcu()): find the object in the slot and the key it holds,
@@ -246,7 +240,7 @@ static void *reader_thread(void *arg)
 	unsigned int i;
 
 	while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
-		o = lookup(r, next_random(&r->seed) % nslots, &key);
+		o = lookup(r, ex_next_random(&r->seed) % nslots, &key);
 		/* Held by our reference, the object cannot change: it is self-consistent. */
 		now = atomic_load_explicit(&o->key, memory_order_relaxed);
 		for (i = 0; i < PAYLOAD_WORDS; i++)
@@ -272,7 +266,7 @@ static void *writer_thread(void *arg)
 		o = obj_new(key++);
 		if (!o)
 			break;
-		slot = next_random(&seed) % nslots;
+		slot = ex_next_random(&seed) % nslots;
 		old = slots[slot];
 		rcu_assign_pointer(slots[slot], o);
 		obj_put(old);	/* the index's reference */
@@ -281,114 +275,10 @@ static void *writer_thread(void *arg)
 	return NULL;
 }
 
-/*
- * What uspf did for this program: faults, how each was resolved - one line
- * per fault path, from the counters whose names start with spf_ (Dufour's
- * speculative path), vma_lock_ (per-VMA locks) or mmap_lock_ (the mm-wide
- * lock) - and how long handling took.
- */
-static void print_stats(struct uspf *u)
-{
-	static const struct { const char *title, *prefix; } paths[] = {
-		{ "speculative:", "spf_" },
-		{ "per-VMA lock:", "vma_lock_" },
-		{ "mmap_lock:", "mmap_lock_" },
-		{ "other:", "" },
-	};
-	bool shown[USPF_NR_COUNTERS] = { false };
-	struct uspf_stats st;
-	unsigned int p, c, n, tries;
-	int ret = 0;
-
-	/* A fault is counted when it arrives: wait (briefly) until each has ended. */
-	for (tries = 0; tries < 1000; tries++) {
-		ret = uspf_stats(u, &st);
-		if (ret || st.counters[USPF_C_FAULTS_ENDED] == st.counters[USPF_C_FAULTS])
-			break;
-		usleep(1000);
-	}
-	if (ret) {
-		fprintf(stderr, "uspf_stats: %s\n", strerror(-ret));
-		return;
-	}
-	shown[USPF_C_FAULTS] = shown[USPF_C_PAGES] = shown[USPF_C_FAULTS_ENDED] = true;
-	printf("uspf: policy %s, %u handlers, intake %s\n", uspf_policy_name(st.policy),
-	       st.handlers, uspf_intake_name(st.intake));
-	printf("  faults %llu, pages %llu; handling p50 %llu ns, p99 %llu ns\n",
-	       (unsigned long long)st.counters[USPF_C_FAULTS],
-	       (unsigned long long)st.counters[USPF_C_PAGES],
-	       (unsigned long long)uspf_stats_percentile(&st, 50),
-	       (unsigned long long)uspf_stats_percentile(&st, 99));
-	for (p = 0; p < sizeof(paths) / sizeof(paths[0]); p++) {
-		for (c = 0, n = 0; c < USPF_NR_COUNTERS; c++) {
-			const char *name = uspf_counter_name(c);
-
-			if (shown[c] || !st.counters[c] ||
-			    strncmp(name, paths[p].prefix, strlen(paths[p].prefix)))
-				continue;
-			shown[c] = true;
-			if (n++)
-				printf(", ");
-			else
-				printf("  %-14s", paths[p].title);
-			printf("%s %llu", name, (unsigned long long)st.counters[c]);
-		}
-		if (n)
-			printf("\n");
-	}
-}
-
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: slab [--policy NAME] [--mode typesafe|rcu] [--no-revalidate] [--readers N]\n"
 		   "            [--slots N] [--seconds S] [--window N]\n");
-}
-
-static bool parse_ulong(const char *s, unsigned long min, unsigned long max, unsigned long *out)
-{
-	unsigned long v;
-	char *end;
-
-	if (*s < '0' || *s > '9')
-		return false;
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno || *end || v < min || v > max)
-		return false;
-	*out = v;
-	return true;
-}
-
-static bool parse_seconds(const char *s, double *out)
-{
-	char *end;
-	double v;
-
-	if ((*s < '0' || *s > '9') && *s != '.')
-		return false;
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno || *end || !(v >= 0.001 && v <= 3600))
-		return false;
-	*out = v;
-	return true;
-}
-
-static int bad_value(const char *flag, const char *val, const char *expected)
-{
-	fprintf(stderr, "slab: %s '%s': expected %s\n", flag, val, expected);
-	return 2;
-}
-
-static int bad_policy(const char *val)
-{
-	unsigned int p;
-
-	fprintf(stderr, "slab: --policy '%s': expected one of ", val);
-	for (p = 0; p < USPF_NR_POLICIES; p++)
-		fprintf(stderr, "%s%s", p ? ", " : "", uspf_policy_name(p));
-	fprintf(stderr, "\n");
-	return 2;
 }
 
 int main(int argc, char **argv)
@@ -414,37 +304,38 @@ int main(int argc, char **argv)
 
 	uspf_config_init(&cfg);
 	cache.typesafe_by_rcu = true;
+	ex_prog = "slab";
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'p':
 			if (uspf_policy_from_name(optarg, &cfg.policy))
-				return bad_policy(optarg);
+				return ex_bad_policy(optarg, false);
 			break;
 		case 'm':
 			if (!strcmp(optarg, "typesafe") || !strcmp(optarg, "rcu"))
 				cache.typesafe_by_rcu = !strcmp(optarg, "typesafe");
 			else
-				return bad_value("--mode", optarg, "typesafe or rcu");
+				return ex_bad_value("--mode", optarg, "typesafe or rcu");
 			break;
 		case 'n':
 			revalidate = false;
 			break;
 		case 'r':
-			if (!parse_ulong(optarg, 1, MAX_READERS, &nreaders))
-				return bad_value("--readers", optarg, "1 to 64");
+			if (!ex_parse_ulong(optarg, 1, MAX_READERS, &nreaders))
+				return ex_bad_value("--readers", optarg, "1 to 64");
 			break;
 		case 's':
-			if (!parse_ulong(optarg, 1, 1 << 20, &nslots))
-				return bad_value("--slots", optarg, "1 to 1048576");
+			if (!ex_parse_ulong(optarg, 1, 1 << 20, &nslots))
+				return ex_bad_value("--slots", optarg, "1 to 1048576");
 			break;
 		case 't':
-			if (!parse_seconds(optarg, &seconds))
-				return bad_value("--seconds", optarg, "0.001 to 3600");
+			if (!ex_parse_seconds(optarg, &seconds))
+				return ex_bad_value("--seconds", optarg, "0.001 to 3600");
 			break;
 		case 'w':
-			if (!parse_ulong(optarg, 0, 1000000, &window))
-				return bad_value("--window", optarg, "0 to 1000000");
+			if (!ex_parse_ulong(optarg, 0, 1000000, &window))
+				return ex_bad_value("--window", optarg, "0 to 1000000");
 			break;
 		case 'h':
 			usage(stdout);
@@ -527,7 +418,7 @@ int main(int argc, char **argv)
 	if (!revalidate)
 		printf("readers: %lu times used an object recycled for another key (found by checking the key afterwards)\n",
 		       sum.wrong);
-	print_stats(cache.u);
+	ex_report(cache.u);
 	uspf_destroy(cache.u);
 	free(slots);
 
