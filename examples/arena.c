@@ -15,7 +15,7 @@
  * again, not the last round's data.
  *
  * Build: make examples/arena (in the tree), or against an installed uspf:
- *        cc -o arena arena.c $(pkg-config --cflags --libs uspf)
+ *        cc -o arena arena.c helpers.c $(pkg-config --cflags --libs uspf)
  * Run:   ./examples/arena [--policy NAME] [--size SIZE] [--rounds N]
  *                         [--max-alloc SIZE] [--seed N]
  * e.g.   ./examples/arena --policy pervma-refcnt --size 8M --rounds 3

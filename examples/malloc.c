@@ -25,7 +25,7 @@
  * the handling-time p50/p99.  With one policy, every counter follows.
  *
  * Build: make examples/malloc (in the tree), or against an installed uspf:
- *        cc -pthread -o malloc malloc.c $(pkg-config --cflags --libs uspf)
+ *        cc -pthread -o malloc malloc.c helpers.c $(pkg-config --cflags --libs uspf)
  * Run:   ./examples/malloc [--policy NAME|all] [--threads N] [--churn-threads N]
  *                          [--large SIZE] [--live N] [--seconds S]
  * e.g.   ./examples/malloc --policy all --seconds 1

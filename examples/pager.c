@@ -21,7 +21,7 @@
  * and never writes it.
  *
  * Build: make examples/pager (in the tree), or against an installed uspf:
- *        cc -pthread -o pager pager.c $(pkg-config --cflags --libs uspf)
+ *        cc -pthread -o pager pager.c helpers.c $(pkg-config --cflags --libs uspf)
  * Run:   ./examples/pager [--policy NAME] [--file PATH | --size SIZE]
  *                         [--threads N] [--reads N] [--rounds N] [--seed N]
  * e.g.   ./examples/pager --policy pervma-rwsem --file /usr/bin/gcc

@@ -36,7 +36,7 @@
  * second on a small machine; 0 leaves only the real interruptions.
  *
  * Build: make examples/slab (in the tree), or against an installed uspf:
- *        cc -pthread -o slab slab.c $(pkg-config --cflags --libs uspf liburcu-bp)
+ *        cc -pthread -o slab slab.c helpers.c $(pkg-config --cflags --libs uspf liburcu-bp)
  * Run:   ./examples/slab [--policy NAME] [--mode typesafe|rcu] [--no-revalidate]
  *                        [--readers N] [--slots N] [--seconds S] [--window N]
  * e.g.   ./examples/slab --no-revalidate --seconds 2
