@@ -1,0 +1,126 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_bench.c - the pure logic of `uspf bench` and `uspf torture`: the
+ * mmtests arithmetic (Hmean, spread, stddev, CoV), the latency histogram's
+ * percentiles, and the option checks (a bad value is exit status 2 before
+ * anything runs).  The end-to-end runs are bench-smoke.sh and test_torture.
+ */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cmd/bench/bench.h"
+#include "cmd/torture.h"
+
+TestSuite(bench_logic, .timeout = 30);
+
+#define NEAR(a, b) (fabs((double)(a) - (double)(b)) < 1e-6 * (fabs((double)(b)) + 1))
+
+/* Rates 100, 200, 400: Hmean 3 / (1/100 + 1/200 + 1/400) = 171.43. */
+Test(bench_logic, rates_fold_is_mmtests_hmean_and_spread)
+{
+	const double rates[] = { 200, 100, 400 };
+	struct bench_pft_row row;
+	double mean = 700.0 / 3, sd;
+
+	memset(&row, 0, sizeof(row));
+	bench_rates_fold(rates, 3, &row);
+	cr_assert(NEAR(row.hmean, 3.0 / (1.0 / 100 + 1.0 / 200 + 1.0 / 400)), "hmean %f", row.hmean);
+	cr_assert(NEAR(row.min, 100) && NEAR(row.max, 400));
+	sd = sqrt(((200 - mean) * (200 - mean) + (100 - mean) * (100 - mean) +
+		   (400 - mean) * (400 - mean)) / 2);	/* sample stddev: n - 1 */
+	cr_assert(NEAR(row.stddev, sd), "stddev %f, expected %f", row.stddev, sd);
+	cr_assert(NEAR(row.cov_pct, sd / mean * 100), "cov %f", row.cov_pct);
+}
+
+Test(bench_logic, one_iteration_has_no_spread)
+{
+	const double rates[] = { 1234.5 };
+	struct bench_pft_row row;
+
+	memset(&row, 0, sizeof(row));
+	bench_rates_fold(rates, 1, &row);
+	cr_assert(NEAR(row.hmean, 1234.5) && NEAR(row.min, 1234.5) && NEAR(row.max, 1234.5));
+	cr_assert_eq(row.stddev, 0);
+	cr_assert_eq(row.cov_pct, 0);
+}
+
+/* The histogram: exact below 8 ns, then 8 buckets per power of two (within 1/8). */
+Test(bench_logic, histogram_percentiles)
+{
+	struct bench_hist h;
+	uint64_t p50, p99;
+	unsigned int i;
+
+	memset(&h, 0, sizeof(h));
+	cr_assert_eq(bench_hist_percentile(&h, 50), 0, "an empty histogram reads 0");
+	for (i = 0; i < 99; i++)
+		bench_hist_add(&h, 1000);
+	bench_hist_add(&h, 1000000);
+	cr_assert_eq(h.count, 100);
+	cr_assert_eq(h.max, 1000000);
+	p50 = bench_hist_percentile(&h, 50);
+	p99 = bench_hist_percentile(&h, 99);
+	cr_assert(p50 >= 1000 - 1000 / 8 && p50 <= 1000 + 1000 / 8, "p50 %llu", (unsigned long long)p50);
+	cr_assert_eq(p99, p50, "99 of 100 samples are 1000 ns: p99 %llu", (unsigned long long)p99);
+	p99 = bench_hist_percentile(&h, 100);
+	cr_assert(p99 >= 1000000 - 1000000 / 8 && p99 <= 1000000 + 1000000 / 8,
+		  "p100 %llu", (unsigned long long)p99);
+	memset(&h, 0, sizeof(h));
+	bench_hist_add(&h, 5);
+	cr_assert_eq(bench_hist_percentile(&h, 50), 5, "exact below 8 ns");
+}
+
+/* A bad option is one line and exit status 2, before anything is measured. */
+static int run_cmd(int (*cmd)(int, char **), const char *const *args)
+{
+	char *argv[16];
+	int argc = 0, ret, saved;
+
+	while (args[argc] && argc < 15) {
+		argv[argc] = (char *)args[argc];
+		argc++;
+	}
+	argv[argc] = NULL;
+	saved = dup(STDERR_FILENO);	/* the one line goes to /dev/null here */
+	cr_assert(freopen("/dev/null", "w", stderr));
+	ret = cmd(argc, argv);
+	fflush(stderr);
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	return ret;
+}
+
+Test(bench_logic, bench_refuses_bad_options)
+{
+	static const char *const bad[][4] = {
+		{ "bench", "--iterations", "0", NULL },
+		{ "bench", "--threads", "x", NULL },
+		{ "bench", "--policy", "nope", NULL },
+		{ "bench", "--workload", "nope", NULL },
+		{ "bench", "--format", "yaml", NULL },
+		{ "bench", "--no-such-flag", NULL, NULL },
+	};
+	unsigned int i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		cr_assert_eq(run_cmd(cmd_bench, bad[i]), 2, "uspf %s %s %s", bad[i][0], bad[i][1],
+			     bad[i][2] ? bad[i][2] : "");
+}
+
+Test(bench_logic, torture_refuses_bad_options)
+{
+	static const char *const bad[][4] = {
+		{ "torture", "--seconds", "-1", NULL },
+		{ "torture", "--policy", "nope", NULL },
+		{ "torture", "--inject", "nope", NULL },
+		{ "torture", "--no-such-flag", NULL, NULL },
+	};
+	unsigned int i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		cr_assert_eq(run_cmd(cmd_torture, bad[i]), 2, "uspf %s %s %s", bad[i][0], bad[i][1],
+			     bad[i][2] ? bad[i][2] : "");
+}
