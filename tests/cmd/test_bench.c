@@ -2,11 +2,12 @@
 /*
  * test_bench.c - the pure logic of `uspf bench` and `uspf torture`: the
  * mmtests arithmetic (Hmean, spread, stddev, CoV), the latency histogram's
- * percentiles, and the option checks (a bad value is exit status 2 before
- * anything runs).  The end-to-end runs are bench-smoke.sh and test_torture.
+ * percentiles, the CSV report's columns and ratios, and the option checks
+ * (a bad value is exit status 2 before anything runs).  The end-to-end runs are bench-smoke.sh and test_torture.
  */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -123,4 +124,104 @@ Test(bench_logic, torture_refuses_bad_options)
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		cr_assert_eq(run_cmd(cmd_torture, bad[i]), 2, "uspf %s %s %s", bad[i][0], bad[i][1],
 			     bad[i][2] ? bad[i][2] : "");
+}
+
+/*
+ * The report's columns: a pft report of two rows (spf and the native
+ * reference at the same thread count) as CSV - mmtests' columns in order,
+ * one field per column on every line, and the ratio to native computed
+ * from the two Hmeans.
+ */
+static int column(const char *header, const char *name)
+{
+	char buf[4096], *tok, *save;
+	int i = 0;
+
+	snprintf(buf, sizeof(buf), "%s", header);
+	for (tok = strtok_r(buf, ",\n", &save); tok; tok = strtok_r(NULL, ",\n", &save), i++)
+		if (!strcmp(tok, name))
+			return i;
+	return -1;
+}
+
+static const char *field(const char *line, int idx, char *out, size_t len)
+{
+	const char *p = line, *e;
+	int i;
+
+	for (i = 0; i < idx && p; i++) {
+		p = strchr(p, ',');
+		if (p)
+			p++;
+	}
+	if (!p)
+		return NULL;
+	e = p + strcspn(p, ",\n");
+	snprintf(out, len, "%.*s", (int)(e - p), p);
+	return out;
+}
+
+Test(bench_logic, csv_report_columns_and_ratios)
+{
+	static const char *const want[] = { "workload", "policy", "variant", "threads", "handlers",
+					    "intake", "user_mode_only", "iterations", "ops_name",
+					    "ops_per_sec", "faults", "faults_per_sec" };
+	struct bench_opts opts;
+	struct bench_report rep;
+	struct bench_row *row;
+	char *buf = NULL, *lines[3], *nl, val[64];
+	size_t len = 0, i;
+	FILE *out;
+	int n, commas[3];
+
+	memset(&opts, 0, sizeof(opts));
+	opts.workload = BENCH_PFT;
+	opts.format = BENCH_CSV;
+	opts.iterations = 3;
+	memset(&rep, 0, sizeof(rep));
+	rep.opts = &opts;
+	rep.cpus = 2;
+	row = bench_report_add(&rep, BENCH_ROW_PFT);
+	cr_assert_not_null(row);
+	row->pft.policy = "spf";
+	row->pft.threads = 2;
+	row->pft.handlers = 2;
+	row->pft.intake = "uring";
+	row->pft.faults = 4096;
+	row->pft.hmean = 50000;
+	row = bench_report_add(&rep, BENCH_ROW_PFT);
+	row->pft.policy = "native";
+	row->pft.threads = 2;
+	row->pft.faults = 4096;
+	row->pft.hmean = 200000;
+	bench_report_ratios(&rep);
+	cr_assert(NEAR(rep.rows[0].pft.ratio_native, 0.25), "ratio %f", rep.rows[0].pft.ratio_native);
+	cr_assert(isnan(rep.rows[1].pft.ratio_native) || NEAR(rep.rows[1].pft.ratio_native, 1));
+
+	out = open_memstream(&buf, &len);
+	cr_assert_not_null(out);
+	cr_assert_eq(bench_report_print(&rep, out), 0);
+	fclose(out);
+	/* Header, then one line per row. */
+	for (i = 0, nl = buf; i < 3; i++) {
+		lines[i] = nl;
+		cr_assert_not_null(nl = strchr(nl, '\n'), "line %zu missing:\n%s", i, buf);
+		nl++;
+		commas[i] = 0;
+		for (char *c = lines[i]; c < nl; c++)
+			commas[i] += *c == ',';
+	}
+	cr_assert_eq(commas[1], commas[0], "row 1 has another column count:\n%s", buf);
+	cr_assert_eq(commas[2], commas[0], "row 2 has another column count:\n%s", buf);
+	for (i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+		cr_assert_eq(column(lines[0], want[i]), (int)i, "column %zu is not %s:\n%s", i,
+			     want[i], lines[0]);
+	n = column(lines[0], "ratio_native");
+	cr_assert_geq(n, 0, "no ratio_native column:\n%s", lines[0]);
+	cr_assert_not_null(field(lines[1], n, val, sizeof(val)));
+	cr_assert(NEAR(strtod(val, NULL), 0.25), "spf's ratio_native field '%s'", val);
+	cr_assert_not_null(field(lines[1], column(lines[0], "policy"), val, sizeof(val)));
+	cr_assert_str_eq(val, "spf");
+	free(buf);
+	bench_report_free(&rep);
 }
