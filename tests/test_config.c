@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * test_config.c - struct uspf_config defaults and validation, names of
- * policies, intakes and counters (src/config.c, src/policy.c, src/stats.c).
+ * policies, intakes and counters (src/config.c, src/policy/policy.c, src/stats.c).
  */
 #include <errno.h>
 #include <string.h>

@@ -17,7 +17,7 @@
  *
  * Each such descriptor is marked in a process-wide set, so that the
  * preload module can keep the program's close(), close_range(), dup2()
- * and friends from closing it behind the runtime's back (preload.c).
+ * and friends from closing it behind the runtime's back (src/preload/fd.c).
  */
 #include <errno.h>
 #include <fcntl.h>

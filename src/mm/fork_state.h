@@ -4,7 +4,7 @@
  *
  * After fork() every private page is shared copy-on-write, and the first
  * write to it - in the parent or the child - is a page fault.  The fork
- * handlers (preload.c, preload/malloc.c, mm/call_rcu.c, mm/kmem.c,
+ * handlers (preload/preload.c, preload/malloc.c, mm/call_rcu.c, mm/kmem.c,
  * preload/threads.c) write their locks and flags at every fork: gathered
  * in one section they cost one fault on each side instead of one per page
  * they happened to land on (BENCHMARKS.md, "What a process costs").

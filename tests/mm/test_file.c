@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * tests/mm/test_file.c - file objects and their i_mmap (src/file.c): one object per
+ * tests/mm/test_file.c - file objects and their i_mmap (src/mm/file.c): one object per
  * file shared by every mapping and every mm, the mapping set kept through
  * splits, merges and unmaps, our own descriptor, and i_mmap_rwsem hold
  * times counted with and without Yu Ma's reordering (seed 000).
