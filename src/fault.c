@@ -80,6 +80,22 @@ enum vmf_result vmf_commit(struct vm_fault *vmf)
 		ret = uffd_copy(uffd, vmf->win_start, vmf->src, vmf->win_len, h->dontwake);
 	else
 		ret = uffd_zeropage(uffd, vmf->win_start, vmf->win_len, h->dontwake);
+	/*
+	 * A window the kernel refuses whole crossed a real VMA boundary the
+	 * model does not see (two mappings that differ only in VM_ACCOUNT, an
+	 * anon_vma on one side: the model merged what the kernel keeps apart).
+	 * Waking would livelock - the thread refaults into the same window -
+	 * so install the faulting page alone: it is inside the VMA the kernel
+	 * faulted in.  One page per fault is the kernel's own behaviour.
+	 */
+	if (ret == -ENOENT && vmf->win_len > PAGE_SIZE) {
+		vmf->win_len = PAGE_SIZE;
+		count_event(h, USPF_C_ENOENT);
+		if (vmf->src)
+			ret = uffd_copy(uffd, vmf->win_start, vmf->src, PAGE_SIZE, h->dontwake);
+		else
+			ret = uffd_zeropage(uffd, vmf->win_start, PAGE_SIZE, h->dontwake);
+	}
 	if (ret > 0) {
 		/* Bytes installed: the window, or up to the first present page. */
 		vmf->win_len = (size_t)ret;

@@ -278,3 +278,55 @@ Test(fault, fault_around_stops_at_pmd_and_vma_end)
 		  "%lu pages at the end of the VMA", n);
 	uspf_destroy(u);
 }
+
+/*
+ * The model merges two adjacent zero mappings that the kernel keeps apart
+ * (one has MAP_NORESERVE: no VM_ACCOUNT).  A fault-around window from the
+ * first one's last page crosses the real boundary: the kernel refuses the
+ * whole copy (ENOENT).  The faulting page must still be installed - a
+ * wake alone would refault into the same window for ever (issue 12).
+ *
+ *   01234
+ *   AA       uspf_mmap(MAP_FIXED), 2 pages
+ *     BBB    uspf_mmap(MAP_FIXED | MAP_NORESERVE), 3 pages
+ *    x       touched: window [1, 5) crosses A|B
+ */
+ParameterizedTestParameters(fault, window_across_a_real_vma_boundary)
+{
+	static unsigned int fa[] = { 2, 16 };
+
+	return cr_make_param_array(unsigned int, fa, 2);
+}
+
+ParameterizedTest(unsigned int *fault_around, fault, window_across_a_real_vma_boundary)
+{
+	struct uspf_config cfg;
+	struct uspf *u;
+	char *base;
+	void *a, *b;
+	int i;
+
+	uspf_config_init(&cfg);
+	cfg.fault_around = *fault_around;
+	cfg.handlers = 1;
+	u = t_runtime_cfg(&cfg);
+	base = mmap(NULL, 5 * T_PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	cr_assert_neq(base, MAP_FAILED);
+	cr_assert_eq(uspf_mmap(u, base, 2 * T_PAGE, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, NULL, &a), 0);
+	cr_assert_eq(uspf_mmap(u, base + 2 * T_PAGE, 3 * T_PAGE, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, NULL, &b), 0);
+	/* A write fault: the copy path (a read would take the zeropage path, the same fix). */
+	base[T_PAGE + 7] = 42;
+	cr_assert_eq(base[T_PAGE + 7], 42);
+	(void)*(volatile char *)(base + 4 * T_PAGE);		/* a read, from B's last page */
+	for (i = 0; i < 5; i++)
+		base[i * T_PAGE] = (char)i;
+	for (i = 0; i < 5; i++)
+		cr_assert_eq(base[i * T_PAGE], (char)i);
+	t_quiesce(u);
+	cr_assert_leq(t_counter(u, USPF_C_FAULTS), 5, "faults refaulted: %llu",
+		      (unsigned long long)t_counter(u, USPF_C_FAULTS));
+	uspf_destroy(u);
+	munmap(base, 5 * T_PAGE);
+}
