@@ -464,3 +464,55 @@ ParameterizedTest(enum uspf_intake *intake, handler, pause_and_move_lose_no_faul
 	cr_assert_eq(t_counter(u, USPF_C_PAGES), 4 * 512);
 	uspf_destroy(u);
 }
+
+/*
+ * Issue 12, item 5: a forked child creates, uses and destroys a runtime of
+ * its own after its parent made one.  With liburcu's call_rcu the child had
+ * no callback worker and uspf_destroy()'s barrier hung there; the model's
+ * own worker (mm/call_rcu.c) starts in the child with its runtime.
+ */
+static int child_runtime_round_trip(void)
+{
+	struct uspf *u;
+	char *p;
+	void *out;
+	int i;
+
+	if (uspf_create(&u, NULL))
+		return 1;
+	if (uspf_mmap(u, NULL, 64 * T_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+		      NULL, &out))
+		return 2;
+	p = out;
+	for (i = 0; i < 64; i++)
+		p[i * T_PAGE] = (char)i;
+	for (i = 0; i < 64; i++)
+		if (p[i * T_PAGE] != (char)i)
+			return 3;
+	if (uspf_munmap(u, p, 64 * T_PAGE))	/* frees VMAs through the callback worker */
+		return 4;
+	uspf_destroy(u);
+	return 0;
+}
+
+Test(handler, fork_child_creates_and_destroys_its_own_runtime)
+{
+	struct uspf *u = t_runtime(USPF_POLICY_SPF, 1);
+	char *p = t_map_pattern(u, 16 * T_PAGE, 3);
+	int status;
+	pid_t pid;
+
+	t_assert_pattern(p, 16 * T_PAGE, 3, 0);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		alarm(20);	/* a hang is a failure, not a stuck suite */
+		_exit(child_runtime_round_trip());
+	}
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status), "child killed by signal %d (a hang ends by SIGALRM)",
+		  WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+	cr_assert_eq(WEXITSTATUS(status), 0, "child step %d failed", WEXITSTATUS(status));
+	t_assert_pattern(p, 16 * T_PAGE, 3, 0);
+	uspf_destroy(u);
+}
