@@ -751,6 +751,9 @@ int uspf_mremap(struct uspf *u, void *old_addr, size_t old_len, size_t new_len,
 		return -EINVAL;
 	old_len = page_align(old_len);
 	new_len = page_align(new_len);
+	/* A length that wraps when rounded up is the kernel's EINVAL, not a shrink to nothing. */
+	if (!new_len || !old_len)
+		return -EINVAL;
 	/* MREMAP_DONTUNMAP does not resize (lengths compared page-aligned, as 6.x does). */
 	if (dontunmap && old_len != new_len)
 		return -EINVAL;

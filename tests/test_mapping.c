@@ -634,3 +634,22 @@ ParameterizedTest(enum uspf_policy_id *policy, mapping, churn_against_faults_fau
 {
 	churn_run(*policy, 8, true);
 }
+
+/*
+ * Issue 12, item 4: a new length that wraps to 0 when rounded up to a page
+ * (SIZE_MAX) is EINVAL, as in the kernel - not a shrink that unmaps.
+ */
+Test(mapping, mremap_wrapping_length_is_einval)
+{
+	struct uspf *u = t_runtime(USPF_POLICY_SPF, 1);
+	char *p = t_map_pattern(u, 2 * T_PAGE, 4);
+	void *out = NULL;
+
+	t_assert_pattern(p, T_PAGE, 4, 0);
+	cr_assert_eq(uspf_mremap(u, p, T_PAGE, SIZE_MAX, MREMAP_MAYMOVE, NULL, &out), -EINVAL);
+	cr_assert_eq(uspf_mremap(u, p, SIZE_MAX, T_PAGE, MREMAP_MAYMOVE, NULL, &out), -EINVAL);
+	/* Nothing changed: both pages are there, with their bytes. */
+	t_assert_pattern(p, 2 * T_PAGE, 4, 0);
+	cr_assert_eq(t_counter(u, USPF_C_FAULTS) >= 1, true);
+	uspf_destroy(u);
+}
