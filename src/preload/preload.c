@@ -990,6 +990,7 @@ __attribute__((constructor)) static void preload_init(void)
 	env_load();
 	resolve();
 	preload_fd_init();
+	preload_uffd_init();
 	preload_threads_init();
 	stats_pid = getpid();
 	stats_open();

@@ -84,6 +84,7 @@ void preload_threads_init(void);
 void preload_threads_fork_child(void);
 
 /* preload/uffd.c: the program's own userfaultfd takes its ranges from uspf. */
+void preload_uffd_init(void);
 /* The first run of uspf VMAs in [from, end), clipped (preload.c). */
 bool preload_next_owned(struct uspf *u, unsigned long from, unsigned long end,
 			unsigned long *s, unsigned long *e);

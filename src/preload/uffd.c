@@ -29,9 +29,9 @@
 typedef int (*ioctl_fn)(int, unsigned long, ...);
 
 static ioctl_fn real_ioctl_p;
-static pthread_once_t once = PTHREAD_ONCE_INIT;
 
-static void resolve(void)
+/* From the constructor, as the other wrappers' (a raw syscall stands in until then). */
+void preload_uffd_init(void)
 {
 	real_ioctl_p = (ioctl_fn)dlsym(RTLD_NEXT, "ioctl");
 }
@@ -73,7 +73,6 @@ EXPORT int ioctl(int fd, unsigned long req, ...)
 		hand_over(u, arg);
 		errno = saved;
 	}
-	pthread_once(&once, resolve);
 	if (real_ioctl_p)
 		return real_ioctl_p(fd, req, arg);
 	return (int)syscall(SYS_ioctl, fd, req, arg);
