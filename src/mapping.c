@@ -13,6 +13,12 @@
  * once into the type-safe cache); the real syscall that zaps runs with the
  * range's PTLs held, so a speculative commit either lands before it or
  * sees the sequence change.
+ *
+ * The kernel has the last word: after a real call, where the model's
+ * rules cannot know what the kernel did (which neighbours vma_merge()
+ * joined, how far a failed mprotect got), the writers ask it
+ * (kernel_maps.c) and the model takes its boundaries and protection
+ * (kernel_sync()).  A real call that fails fails the API call.
  */
 #include <errno.h>
 #include <string.h>
@@ -22,6 +28,7 @@
 #include <unistd.h>
 
 #include "backing.h"
+#include "kernel_maps.h"
 #include "mm/file.h"
 #include "runtime.h"
 #include "mm/vma.h"
@@ -266,29 +273,28 @@ static void zapped_listed(struct uspf_vma *gone)
 		vma_zapped(gone);
 }
 
-/* Zap the listed VMAs' memory, PTLs held. */
-static void zap_listed(struct uspf_mm *mm, struct uspf_vma *gone)
+/*
+ * Zap the listed VMAs' memory, PTLs held: one real munmap per run of
+ * adjacent VMAs (a run is one real range: per-VMA calls could split a
+ * real VMA the whole call would not).  0 or the first call's error.
+ */
+static int zap_listed(struct uspf_mm *mm, struct uspf_vma *gone)
 {
-	for (; gone; gone = gone->detach_next) {
-		ptl_lock_range(&mm->ptl, gone->vm_start, gone->vm_end);
-		vma_zapped(gone);
-		syscall(SYS_munmap, gone->vm_start, gone->vm_end - gone->vm_start);
-		ptl_unlock_range(&mm->ptl, gone->vm_start, gone->vm_end);
+	struct uspf_vma *last, *v;
+	int ret = 0;
+
+	while (gone) {
+		for (last = gone; last->detach_next && last->detach_next->vm_start == last->vm_end;)
+			last = last->detach_next;
+		ptl_lock_range(&mm->ptl, gone->vm_start, last->vm_end);
+		for (v = gone; v != last->detach_next; v = v->detach_next)
+			vma_zapped(v);
+		if (syscall(SYS_munmap, gone->vm_start, last->vm_end - gone->vm_start) && !ret)
+			ret = -errno;
+		ptl_unlock_range(&mm->ptl, gone->vm_start, last->vm_end);
+		gone = last->detach_next;
 	}
-}
-
-/* do_vmi_munmap() of the model's VMAs in [start, end), mmap write lock kept. */
-static int unmap_range(struct uspf_mm *mm, unsigned long start, unsigned long end)
-{
-	struct uspf_vma *gone;
-	int ret = detach_range(mm, start, end, &gone);
-
-	if (ret)
-		return ret;
-	detach_erase(mm, gone);
-	zap_listed(mm, gone);
-	detach_finish(gone);
-	return 0;
+	return ret;
 }
 
 static bool same_backing(const struct uspf_backing *a, const struct uspf_backing *b)
@@ -305,20 +311,6 @@ static bool same_backing(const struct uspf_backing *a, const struct uspf_backing
 	default:
 		return true;
 	}
-}
-
-/*
- * is_mergeable_vma() and friends: adjacent, same flags and backing, each
- * page at the offset it would have in one VMA, and anon_vmas that do not
- * conflict.
- */
-static bool vma_can_merge(const struct uspf_vma *prev, const struct uspf_vma *next)
-{
-	return prev->vm_end == next->vm_start &&
-	       prev->vm_flags == next->vm_flags && prev->vm_prot == next->vm_prot &&
-	       same_backing(&prev->backing, &next->backing) &&
-	       next->vm_pgoff == prev->vm_pgoff + ((prev->vm_end - prev->vm_start) >> PAGE_SHIFT) &&
-	       (!prev->anon_vma || !next->anon_vma || prev->anon_vma == next->anon_vma);
 }
 
 /* vma_merge(): next folds into prev; next is detached and freed after a grace period. */
@@ -345,20 +337,102 @@ static void vma_merge_pair(struct uspf_mm *mm, struct uspf_vma *prev, struct usp
 	vm_area_free_rcu(next);
 }
 
-/* Merge what can be merged from the VMA ending at start to the one starting at end. */
-static void merge_around(struct uspf_mm *mm, unsigned long start, unsigned long end)
+/*
+ * Two model VMAs the kernel keeps in one real VMA are one model VMA too,
+ * if nothing of the model's own tells them apart: the same backing, and
+ * for a backing with contents, its pages following on (zero-filled memory
+ * has no offsets to keep).  Different backings stay apart, as two files
+ * would in the kernel.
+ */
+static bool backing_joins(const struct uspf_vma *prev, const struct uspf_vma *next)
 {
-	struct uspf_vma *prev = NULL, *vma;
+	return prev->vm_flags == next->vm_flags && prev->vm_prot == next->vm_prot &&
+	       same_backing(&prev->backing, &next->backing) &&
+	       (prev->backing.kind == USPF_BACKING_ZERO ||
+		next->vm_pgoff == prev->vm_pgoff + ((prev->vm_end - prev->vm_start) >> PAGE_SHIFT));
+}
+
+static void vma_set_prot(struct uspf_vma *vma, int prot)
+{
+	vma_write_enter(vma);
+	CMM_STORE_SHARED(vma->vm_prot, prot);
+	CMM_STORE_SHARED(vma->vm_flags, vm_flags_of(prot));
+	vm_write_end(vma);
+}
+
+/*
+ * The model's VMAs from the one that ends at (or spans) start to the one
+ * that begins at (or spans) end take the kernel's boundaries and
+ * protection: split where the kernel has a boundary, protection as the
+ * kernel has it (a real call that failed half-way), joined where the
+ * kernel joined them and backing_joins() agrees.  vma_merge() looks at
+ * more than the model knows - VM_ACCOUNT, VM_NORESERVE, anon_vma
+ * reuse across protections, the page offset an untouched range gets when
+ * mremap moves it - so the model asks rather than guesses.  Memory the
+ * kernel no longer has is left to the call that finds it.
+ */
+static void kernel_sync(struct uspf *u, unsigned long start, unsigned long end)
+{
+	struct uspf_mm *mm = &u->mm;
+	struct uspf_vma *vma, *prev = NULL;
+	struct kernel_vma kv = { 0, 0, 0 };
 	unsigned long addr = start ? start - 1 : 0;
 
 	while ((vma = find_vma(mm, addr)) && vma->vm_start <= end) {
-		if (prev && vma_can_merge(prev, vma)) {
+		if ((vma->vm_start < kv.start || vma->vm_start >= kv.end) &&
+		    kernel_vma_find(&u->kmaps, vma->vm_start, &kv))
+			return;		/* the kernel cannot say: the model stays as it is */
+		addr = vma->vm_end;
+		if (kv.start > vma->vm_start) {
+			prev = NULL;
+			continue;
+		}
+		if (vma->vm_end > kv.end && split_vma(mm, vma, kv.end))
+			return;
+		if (vma->vm_prot != kv.prot)
+			vma_set_prot(vma, kv.prot);
+		if (prev && prev->vm_end == vma->vm_start && kv.start < vma->vm_start &&
+		    backing_joins(prev, vma)) {
 			vma_merge_pair(mm, prev, vma);
 			vma = prev;
 		}
 		prev = vma;
 		addr = vma->vm_end;
 	}
+}
+
+/* Does a model VMA end at start or begin at end?  (Only then can the kernel have merged.) */
+static bool has_neighbour(struct uspf_mm *mm, unsigned long start, unsigned long end)
+{
+	struct uspf_vma *vma = start ? find_vma(mm, start - 1) : NULL;
+
+	if (vma && vma->vm_start < start)
+		return true;
+	vma = find_vma(mm, end);
+	return vma && vma->vm_start == end;
+}
+
+/*
+ * UFFDIO_REGISTER again every model VMA in [start, end), a run of adjacent
+ * ones per call (those that kept their registration are left as they are).
+ */
+static int register_range(struct uspf *u, unsigned long start, unsigned long end)
+{
+	struct uspf_vma *vma;
+	unsigned long s, e;
+	int ret;
+
+	while ((vma = find_vma(&u->mm, start)) && vma->vm_start < end) {
+		s = vma->vm_start;
+		e = vma->vm_end;
+		while ((vma = find_vma(&u->mm, e)) && vma->vm_start == e && e < end)
+			e = vma->vm_end;
+		ret = uffd_register(&u->uffd, s, e - s);
+		if (ret)
+			return ret;
+		start = e;
+	}
+	return 0;
 }
 
 static int mmap_check(size_t len, int prot, int flags, const struct uspf_backing *backing)
@@ -395,6 +469,7 @@ static long map_fixed(struct uspf *u, unsigned long addr, size_t len, int prot, 
 	if (p < 0) {
 		ret = -errno;
 		detach_cancel(gone);	/* the old memory is still there */
+		kernel_sync(u, addr, addr + len);	/* and whole again (vm.max_map_count) */
 		return ret;
 	}
 	detach_erase(mm, gone);
@@ -494,31 +569,64 @@ int uspf_mmap(struct uspf *u, void *addr, size_t len, int prot, int flags,
 		vm_area_free(vma);
 		return ret;
 	}
-	merge_around(mm, vma->vm_start, vma->vm_end);
+	if (has_neighbour(mm, vma->vm_start, vma->vm_end))
+		kernel_sync(u, vma->vm_start, vma->vm_end);
 	mmap_write_unlock(mm);
 	*out = (void *)p;
 	return 0;
 }
 
+/*
+ * Would munmap(start, end) cut a hole inside one real VMA?  That is the
+ * one unmap the kernel refuses at vm.max_map_count (do_vmi_align_munmap():
+ * the map count grows by one), before it changes anything.
+ */
+static bool cuts_one_vma(struct uspf *u, unsigned long start, unsigned long end)
+{
+	struct kernel_vma kv;
+
+	if (!has_neighbour(&u->mm, start, start) || !has_neighbour(&u->mm, end, end))
+		return false;
+	return !kernel_vma_find(&u->kmaps, start - 1, &kv) && kv.start < start && kv.end > end;
+}
+
 int uspf_munmap(struct uspf *u, void *addr, size_t len)
 {
-	unsigned long start = (unsigned long)addr;
+	unsigned long start = (unsigned long)addr, end;
 	struct uspf_vma *gone;
 	int ret;
 
 	if (!u || !range_valid(start, len))
 		return -EINVAL;
-	len = page_align(len);
+	end = start + page_align(len);
+	if (end < start)
+		return -EINVAL;
 	mmap_write_lock(&u->mm);
-	ret = detach_range(&u->mm, start, start + len, &gone);
+	ret = detach_range(&u->mm, start, end, &gone);
 	if (ret) {
+		kernel_sync(u, start, end);	/* a split that happened stays only if real */
 		mmap_write_unlock(&u->mm);
 		return ret;
+	}
+	if (gone && cuts_one_vma(u, start, end)) {
+		/* The kernel may refuse: call it before the model commits. */
+		ret = zap_listed(&u->mm, gone);
+		if (ret) {
+			detach_cancel(gone);
+			kernel_sync(u, start, end);
+			mmap_write_unlock(&u->mm);
+			return ret;
+		}
+		detach_erase(&u->mm, gone);
+		detach_finish(gone);
+		mmap_write_unlock(&u->mm);
+		return 0;
 	}
 	/*
 	 * As do_vmi_align_munmap(): once the VMAs are out of the tree, the
 	 * zap needs only the read lock; downgrading releases the VMA write
 	 * locks (vma_end_write_all()) and lets faults elsewhere proceed.
+	 * (No real call here can be refused: it cuts no real VMA in three.)
 	 */
 	detach_erase(&u->mm, gone);
 	mmap_write_downgrade(&u->mm);
@@ -561,19 +669,15 @@ int mapping_release(struct uspf *u, unsigned long start, unsigned long end)
 	return 0;
 }
 
-/* Is [start, end) covered by VMAs with no hole?  (-ENOMEM otherwise, as the kernel.) */
-static bool range_mapped(struct uspf_mm *mm, unsigned long start, unsigned long end)
+/* Where the run of model VMAs that covers start ends, at most at end. */
+static unsigned long mapped_until(struct uspf_mm *mm, unsigned long start, unsigned long end)
 {
 	unsigned long addr = start;
 	struct uspf_vma *vma;
 
-	while (addr < end) {
-		vma = find_vma(mm, addr);
-		if (!vma || vma->vm_start > addr)
-			return false;
+	while (addr < end && (vma = find_vma(mm, addr)) && vma->vm_start <= addr)
 		addr = vma->vm_end;
-	}
-	return true;
+	return addr < end ? addr : end;
 }
 
 /* vma_write_enter() every VMA in [start, end) (or vm_write_end() them). */
@@ -591,102 +695,111 @@ static void write_range(struct uspf_mm *mm, unsigned long start, unsigned long e
 	}
 }
 
+/*
+ * do_mprotect_pkey(): nothing mapped at start is ENOMEM with nothing
+ * changed; otherwise the VMAs from start up to the first hole change, and
+ * the hole is ENOMEM.  (A hole here is where uspf has no mapping: memory
+ * that is not uspf's is not changed.)  If the real call fails part-way
+ * (vm.max_map_count), the model takes what the kernel did.
+ */
 int uspf_mprotect(struct uspf *u, void *addr, size_t len, int prot)
 {
-	unsigned long start = (unsigned long)addr, end, a;
+	unsigned long start = (unsigned long)addr, end, stop, a;
 	struct uspf_mm *mm;
 	struct uspf_vma *vma;
 	int ret;
 
-	if (!u || !range_valid(start, len) || (prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC)))
+	/* The kernel's checks, in its order. */
+	if (!u || (start & ~PAGE_MASK))
+		return -EINVAL;
+	if (!len)
+		return 0;
+	end = start + page_align(len);
+	if (end <= start)
+		return -ENOMEM;
+	if (prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC))
 		return -EINVAL;
 	mm = &u->mm;
-	end = start + page_align(len);
 	mmap_write_lock(mm);
-	if (!range_mapped(mm, start, end)) {
+	stop = mapped_until(mm, start, end);
+	if (stop == start) {
 		mmap_write_unlock(mm);
 		return -ENOMEM;
 	}
-	ret = split_at_edges(mm, start, end);
-	if (ret)
-		goto out;
-	write_range(mm, start, end, true);
-	ptl_lock_range(&mm->ptl, start, end);
-	ret = sys_ret(syscall(SYS_mprotect, start, end - start, prot));
-	ptl_unlock_range(&mm->ptl, start, end);
-	for (a = start; !ret && a < end; a = vma->vm_end) {
-		vma = find_vma(mm, a);
-		CMM_STORE_SHARED(vma->vm_prot, prot);
-		CMM_STORE_SHARED(vma->vm_flags, vm_flags_of(prot));
+	ret = split_at_edges(mm, start, stop);
+	if (!ret) {
+		write_range(mm, start, stop, true);
+		ptl_lock_range(&mm->ptl, start, stop);
+		ret = sys_ret(syscall(SYS_mprotect, start, stop - start, prot));
+		ptl_unlock_range(&mm->ptl, start, stop);
+		for (a = start; !ret && a < stop; a = vma->vm_end) {
+			vma = find_vma(mm, a);
+			CMM_STORE_SHARED(vma->vm_prot, prot);
+			CMM_STORE_SHARED(vma->vm_flags, vm_flags_of(prot));
+		}
+		write_range(mm, start, stop, false);
 	}
-	write_range(mm, start, end, false);
-	if (!ret)
-		merge_around(mm, start, end);
-out:
-	mmap_write_unlock(mm);
-	return ret;
-}
-
-int uspf_madvise(struct uspf *u, void *addr, size_t len, int advice)
-{
-	unsigned long start = (unsigned long)addr, end;
-	struct uspf_mm *mm;
-	int ret;
-
-	if (!u || !range_valid(start, len))
-		return -EINVAL;
-	if (advice != MADV_DONTNEED)
-		return -EINVAL;		/* the one advice that changes what a fault sees */
-	mm = &u->mm;
-	end = start + page_align(len);
-	/*
-	 * The kernel zaps under mmap_lock read; Dufour's series wraps the zap
-	 * in vm_write_begin(), which needs writers serialised: write lock here.
-	 */
-	mmap_write_lock(mm);
-	if (!range_mapped(mm, start, end)) {
-		mmap_write_unlock(mm);
-		return -ENOMEM;
-	}
-	write_range(mm, start, end, true);
-	ptl_lock_range(&mm->ptl, start, end);
-	ret = sys_ret(syscall(SYS_madvise, start, end - start, MADV_DONTNEED));
-	ptl_unlock_range(&mm->ptl, start, end);
-	write_range(mm, start, end, false);
+	kernel_sync(u, start, stop);
+	if (!ret && stop < end)
+		ret = -ENOMEM;
 	mmap_write_unlock(mm);
 	return ret;
 }
 
 /*
- * The kernel VMA the moved range landed in may span model VMAs around it
- * (the kernel merges whatever is compatible, generations aside): register
- * again every model VMA contiguous with it.  A PROT_NONE move is the case
- * where this matters: it could merge with PROT_NONE neighbours.
+ * madvise_walk_vmas(): the advice goes to every VMA in the range, holes
+ * skipped; a hole anywhere (or nothing mapped) is ENOMEM afterwards.
  */
-static void register_neighbours(struct uspf *u, struct uspf_vma *moved)
+int uspf_madvise(struct uspf *u, void *addr, size_t len, int advice)
 {
-	struct uspf_mm *mm = &u->mm;
-	unsigned long start = moved->vm_start, end = moved->vm_end;
-	unsigned long s, e;
+	unsigned long start = (unsigned long)addr, end, a, stop;
+	struct uspf_mm *mm;
+	struct uspf_vma *vma;
+	bool hole = false;
+	int ret = 0;
 
-	while (start && vma_index_find(&mm->index, start - 1, &s, &e) && e == start) {
-		if (uffd_register(&u->uffd, s, e - s))
+	if (!u || advice != MADV_DONTNEED)
+		return -EINVAL;		/* the one advice that changes what a fault sees */
+	if (start & ~PAGE_MASK)
+		return -EINVAL;
+	end = start + page_align(len);
+	if ((len && end == start) || end < start)
+		return -EINVAL;
+	if (end == start)
+		return 0;
+	mm = &u->mm;
+	/*
+	 * The kernel zaps under mmap_lock read; Dufour's series wraps the zap
+	 * in vm_write_begin(), which needs writers serialised: write lock here.
+	 */
+	mmap_write_lock(mm);
+	for (a = start; a < end; a = stop) {
+		vma = find_vma(mm, a);
+		if (!vma || vma->vm_start >= end) {
+			hole = true;
 			break;
-		start = s;
+		}
+		if (vma->vm_start > a) {
+			hole = true;
+			a = vma->vm_start;
+		}
+		stop = mapped_until(mm, a, end);
+		write_range(mm, a, stop, true);
+		ptl_lock_range(&mm->ptl, a, stop);
+		if (syscall(SYS_madvise, a, stop - a, MADV_DONTNEED) && !ret)
+			ret = -errno;
+		ptl_unlock_range(&mm->ptl, a, stop);
+		write_range(mm, a, stop, false);
 	}
-	while (vma_index_find(&mm->index, end, &s, &e) && s == end) {
-		if (uffd_register(&u->uffd, s, e - s))
-			return;
-		end = e;
-	}
+	mmap_write_unlock(mm);
+	return ret ? ret : hole ? -ENOMEM : 0;
 }
 
 /*
  * move_vma(): the kernel moved vma's range to [new, new + new_len); a new
  * VMA there (copy_vma()).  The old one, entered by the caller, is
  * detached and goes - or, with MREMAP_DONTUNMAP, stays attached over its
- * emptied range, with its registration (mremap_userfaultfd_prep() is
- * applied to the new VMA only).
+ * emptied range, with its registration.
  */
 static int mremap_moved(struct uspf *u, struct uspf_vma *vma, unsigned long new, size_t new_len,
 			bool dontunmap)
@@ -698,14 +811,7 @@ static int mremap_moved(struct uspf *u, struct uspf_vma *vma, unsigned long new,
 	if (moved) {
 		moved->vm_start = new;
 		moved->vm_end = new + new_len;
-		/*
-		 * Without UFFD_FEATURE_EVENT_REMAP the kernel drops the
-		 * registration of the moved range (mremap_userfaultfd_prep()):
-		 * register it again.
-		 */
-		ret = uffd_register(&u->uffd, new, new_len);
-		if (!ret)
-			ret = vma_attach(mm, moved);
+		ret = vma_attach(mm, moved);
 	}
 	if (dontunmap) {
 		vm_write_end(vma);	/* ends the write section begun by the caller */
@@ -719,24 +825,71 @@ static int mremap_moved(struct uspf *u, struct uspf_vma *vma, unsigned long new,
 		syscall(SYS_munmap, new, new_len);
 		if (moved)
 			vm_area_free(moved);
-		return ret;
 	}
-	/* Best effort: a neighbour that cannot be registered is not ours to serve. */
-	register_neighbours(u, moved);
-	return 0;
+	return ret;
+}
+
+/*
+ * Without UFFD_FEATURE_EVENT_REMAP the kernel drops the registration of
+ * the VMA the moved range ends up in (mremap_userfaultfd_prep()) - and
+ * copy_vma() may have merged the new range into its neighbours first:
+ * neighbours at the target, or, moving within one mapping, the rest of
+ * the source VMA, whose pages would then read kernel zeros for ever.
+ * Register again every model VMA in the source's real VMA as it was
+ * before the move (src) and in the real VMA around the target now.
+ */
+static int register_after_move(struct uspf *u, const struct kernel_vma *src, unsigned long new)
+{
+	struct kernel_vma kv;
+	int ret = 0;
+
+	if (src->end > src->start)
+		ret = register_range(u, src->start, src->end);
+	if (!ret && !kernel_vma_find(&u->kmaps, new, &kv) && kv.start <= new)
+		ret = register_range(u, kv.start, kv.end);
+	return ret;
+}
+
+/*
+ * The mremap(2) that only shrinks (mremap_at() in 6.17+): a mapping at
+ * old is all it asks for, then the tail goes as by munmap, holes and VMA
+ * boundaries and all.  The real call decides; the model follows.
+ */
+static int mremap_shrink(struct uspf *u, unsigned long old, size_t old_len, size_t new_len)
+{
+	struct uspf_mm *mm = &u->mm;
+	unsigned long start = old + new_len, end = old + old_len;
+	struct uspf_vma *gone;
+	int ret;
+
+	ret = detach_range(mm, start, end, &gone);
+	if (!ret) {
+		ptl_lock_range(&mm->ptl, start, end);
+		zapped_listed(gone);
+		ret = sys_ret(syscall(SYS_mremap, old, old_len, new_len, 0, 0));
+		ptl_unlock_range(&mm->ptl, start, end);
+		if (ret) {
+			detach_cancel(gone);
+		} else {
+			detach_erase(mm, gone);
+			detach_finish(gone);
+		}
+	}
+	if (ret)
+		kernel_sync(u, start, end);
+	return ret;
 }
 
 int uspf_mremap(struct uspf *u, void *old_addr, size_t old_len, size_t new_len,
 		int flags, void *new_addr, void **out)
 {
 	unsigned long old = (unsigned long)old_addr, newa = (unsigned long)new_addr;
-	unsigned long lock_start, lock_end;
+	unsigned long lock_start, lock_end, p = 0;
 	bool dontunmap = flags & MREMAP_DONTUNMAP, hide;
-	int prot, kept_ret = 0;
-	struct uspf_mm *mm;
+	struct kernel_vma src = { 0, 0, 0 };
 	struct uspf_vma *vma, *target = NULL;
-	long p;
-	int ret;
+	struct uspf_mm *mm;
+	int prot, ret;
 
 	if (!u || !out || !range_valid(old, old_len) || !new_len)
 		return -EINVAL;
@@ -763,20 +916,25 @@ int uspf_mremap(struct uspf *u, void *old_addr, size_t old_len, size_t new_len,
 	mm = &u->mm;
 	mmap_write_lock(mm);
 	vma = find_vma(mm, old);
-	if (!vma || vma->vm_start > old || vma->vm_end < old + old_len) {
+	if (!vma || vma->vm_start > old) {
 		ret = -EFAULT;
 		goto out;
 	}
 	if (!(flags & (MREMAP_FIXED | MREMAP_DONTUNMAP)) && new_len <= old_len) {
-		/* Shrink in place: unmap the tail.  (MREMAP_DONTUNMAP always moves.) */
-		ret = unmap_range(mm, old + new_len, old + old_len);
+		/* The same size is nothing to do (MREMAP_NO_RESIZE); smaller, a shrink in place. */
+		ret = new_len < old_len ? mremap_shrink(u, old, old_len, new_len) : 0;
 		if (!ret)
 			*out = old_addr;
 		goto out;
 	}
+	/* Growing or moving: the old range must lie in one VMA. */
+	if (vma->vm_end < old + old_len) {
+		ret = -EFAULT;
+		goto out;
+	}
 	ret = split_at_edges(mm, old, old + old_len);
 	if (ret)
-		goto out;
+		goto fail;
 	/*
 	 * MREMAP_FIXED replaces whatever is at the target in the same
 	 * syscall: enter the model's VMAs there now, drop them after.  (An
@@ -786,9 +944,12 @@ int uspf_mremap(struct uspf *u, void *old_addr, size_t old_len, size_t new_len,
 	if (flags & MREMAP_FIXED) {
 		ret = detach_range(mm, newa, newa + new_len, &target);
 		if (ret)
-			goto out;
+			goto fail;
 	}
+	if (kernel_vma_find(&u->kmaps, old, &src) || src.start > old)
+		src.start = src.end = 0;
 	vma = find_vma(mm, old);
+	prot = vma->vm_prot;
 	vma_write_enter(vma);
 	/* Two ranges may share stripes: a FIXED move takes them all, in order. */
 	lock_start = old;
@@ -799,32 +960,25 @@ int uspf_mremap(struct uspf *u, void *old_addr, size_t old_len, size_t new_len,
 	}
 	ptl_lock_range(&mm->ptl, lock_start, lock_end);
 	/*
-	 * Without EVENT_REMAP the kernel drops the registration of the VMA the
-	 * moved range ends up in (mremap_userfaultfd_prep()) - and that VMA
-	 * may be a registered neighbour the move merged into, whose missing
-	 * pages would then read kernel zeros.  So a range that may move
-	 * travels PROT_NONE: it cannot merge with an accessible neighbour, a
-	 * FIXED target known to other threads faults instead of reading zeros,
-	 * and it gets its protection back once registered again.  With
+	 * A range that may move travels PROT_NONE: the move drops the
+	 * registration of whatever it merges with (register_after_move()
+	 * restores it), and a PROT_NONE range merges with no accessible
+	 * neighbour, so no accessible page is ever unregistered; a FIXED
+	 * target known to other threads faults instead of reading zeros.  It
+	 * gets its protection back once registered again.  With
 	 * MREMAP_DONTUNMAP the old range stays mapped, PROT_NONE like the
 	 * range it was copied to: it too gets its protection back.
 	 */
-	hide = (flags & MREMAP_MAYMOVE) && vma->vm_prot != PROT_NONE;
-	if (hide)
-		syscall(SYS_mprotect, old, old_len, PROT_NONE);
-	vma_zapped(vma);	/* its pages leave (a shrink of the model follows) */
-	zapped_listed(target);
-	p = syscall(SYS_mremap, old, old_len, new_len, flags, newa);
-	ret = p == -1 ? -errno : 0;
-	if (ret && hide)
-		syscall(SYS_mprotect, old, old_len, vma->vm_prot);
-	/*
-	 * move_vma() with MREMAP_DONTUNMAP: the old VMA stays, its page
-	 * tables emptied, still registered - its next touches are MISSING
-	 * faults, served from its backing as after MADV_DONTNEED.
-	 */
-	if (!ret && dontunmap && hide && syscall(SYS_mprotect, old, old_len, vma->vm_prot))
-		kept_ret = -errno;
+	hide = (flags & MREMAP_MAYMOVE) && prot != PROT_NONE;
+	ret = hide ? sys_ret(syscall(SYS_mprotect, old, old_len, PROT_NONE)) : 0;
+	if (!ret) {
+		vma_zapped(vma);	/* its pages leave (a shrink of the model follows) */
+		zapped_listed(target);
+		p = (unsigned long)syscall(SYS_mremap, old, old_len, new_len, flags, newa);
+		ret = p == (unsigned long)-1 ? -errno : 0;
+		if (ret && hide)
+			syscall(SYS_mprotect, old, old_len, prot);
+	}
 	/*
 	 * Moved: the old VMA is dead before the PTLs go, so a commit that
 	 * takes them after us sees it detached (spf-adaptive revalidates by
@@ -833,17 +987,17 @@ int uspf_mremap(struct uspf *u, void *old_addr, size_t old_len, size_t new_len,
 	 * lock turn such a commit away; spf-adaptive's by-hand check cannot
 	 * see the move, but what it installs is what the range refills with.
 	 */
-	if (!ret && (unsigned long)p != old && !dontunmap)
+	if (!ret && p != old && !dontunmap)
 		vma_mark_detached(vma);
 	ptl_unlock_range(&mm->ptl, lock_start, lock_end);
 	if (ret) {
 		vm_write_end(vma);
 		detach_cancel(target);
-		goto out;
+		goto fail;
 	}
 	detach_erase(mm, target);
 	detach_finish(target);
-	if ((unsigned long)p == old) {
+	if (p == old) {
 		/*
 		 * Grown in place into space the kernel found free.  A model VMA
 		 * there means memory was unmapped behind uspf's back: undo the
@@ -853,29 +1007,32 @@ int uspf_mremap(struct uspf *u, void *old_addr, size_t old_len, size_t new_len,
 		if (ret) {
 			syscall(SYS_mremap, old, new_len, old_len, 0, 0);
 			vm_write_end(vma);
-			goto out;
+			goto fail;
 		}
 		CMM_STORE_SHARED(vma->vm_end, old + new_len);
 		vm_write_end(vma);
 		/* The expanded VMA keeps its registration; registering again is harmless. */
 		ret = uffd_register(&u->uffd, old, new_len);
-		if (!ret && hide && syscall(SYS_mprotect, old, new_len, vma->vm_prot))
-			ret = -errno;
 	} else {
-		prot = vma->vm_prot;	/* vma is freed after a grace period (unless kept) */
-		ret = mremap_moved(u, vma, (unsigned long)p, new_len, dontunmap);
-		if (!ret && hide && syscall(SYS_mprotect, p, new_len, prot))
-			ret = -errno;
-		/* The kernel left the old VMA whole: undo split_at_edges() there. */
-		if (dontunmap)
-			merge_around(mm, old, old + old_len);
+		ret = mremap_moved(u, vma, p, new_len, dontunmap);	/* vma may be gone */
+		if (!ret)
+			ret = register_after_move(u, &src, p);
 	}
+	if (!ret && hide)
+		ret = sys_ret(syscall(SYS_mprotect, p, new_len, prot));
+	/* MREMAP_DONTUNMAP: the kept range gets its protection back too. */
+	if (!ret && hide && dontunmap)
+		ret = sys_ret(syscall(SYS_mprotect, old, old_len, prot));
+	kernel_sync(u, p, p + new_len);
+	if (p != old)
+		kernel_sync(u, old, old + old_len);
 	if (!ret)
-		ret = kept_ret;
-	if (!ret) {
-		merge_around(mm, (unsigned long)p, (unsigned long)p + new_len);
 		*out = (void *)p;
-	}
+	goto out;
+fail:
+	kernel_sync(u, old, old + old_len);
+	if (flags & MREMAP_FIXED)
+		kernel_sync(u, newa, newa + new_len);
 out:
 	mmap_write_unlock(mm);
 	return ret;

@@ -76,6 +76,7 @@ static void runtime_free(struct uspf *u)
 	if (u->zero_area)
 		kmem_unmap((void *)u->zero_area, (size_t)u->cfg.fault_around * PAGE_SIZE);
 	uffd_fd_close(u->stop_fd);
+	kernel_maps_close(&u->kmaps);
 	kmem_unmap(u, sizeof(*u));
 }
 
@@ -124,12 +125,15 @@ int uspf_create(struct uspf **out, const struct uspf_config *cfg)
 		return -ENOMEM;
 	u->cfg = *cfg;
 	u->stop_fd = -1;
+	u->kmaps.fd = -1;
 	u->policy = policy_get(cfg->policy);
 	u->nr_handlers = cfg->handlers ? cfg->handlers : online_cpus();
 	u->handlers = kmem_map(u->nr_handlers * sizeof(*u->handlers));
 	/* Never written: UFFDIO_COPY from it installs zeroed writable pages. */
 	u->zero_area = kmem_map((size_t)cfg->fault_around * PAGE_SIZE);
 	ret = new_stop_fd(u);
+	if (!ret)
+		ret = kernel_maps_open(&u->kmaps);
 	if (!u->handlers || !u->zero_area || ret) {
 		ret = ret ? ret : -ENOMEM;
 		runtime_free(u);
@@ -202,6 +206,16 @@ int runtime_move_uffd(struct uspf *u)
 
 	mmap_write_lock(&u->mm);
 	ret = uffd_move(&u->uffd);
+	mmap_write_unlock(&u->mm);
+	return ret;
+}
+
+int runtime_move_kmaps(struct uspf *u)
+{
+	int ret;
+
+	mmap_write_lock(&u->mm);
+	ret = kernel_maps_move(&u->kmaps);
 	mmap_write_unlock(&u->mm);
 	return ret;
 }

@@ -10,6 +10,7 @@
 
 #include "uspf.h"
 #include "handler.h"
+#include "kernel_maps.h"
 #include "mm/mm.h"
 #include "policy/policy.h"
 #include "uffd/uffd.h"
@@ -26,6 +27,7 @@ struct uspf {
 	unsigned int nr_handlers;
 	atomic_bool stop;
 	int stop_fd;			/* eventfd: ends every intake wait */
+	struct kernel_maps kmaps;	/* the writers ask the kernel (mapping.c) */
 	const void *zero_area;		/* fault_around pages that read as zero */
 	/* The bench's `raw` reference: faults here skip the model (runtime_set_raw). */
 	unsigned long raw_start, raw_end;
@@ -47,6 +49,8 @@ void runtime_pause(struct uspf *u);
 int mapping_release(struct uspf *u, unsigned long start, unsigned long end);
 int runtime_resume(struct uspf *u);
 int runtime_move_uffd(struct uspf *u);
+/* The same for the /proc/self/maps descriptor the writers read. */
+int runtime_move_kmaps(struct uspf *u);
 
 /*
  * Where uspf_create() says what a user-mode-only userfaultfd costs

@@ -15,7 +15,8 @@
  *   close_range, closefrom  the range around the kept numbers
  *   dup2/dup3 onto kept     the handlers are paused (their intake
  *                           descriptors close), the userfaultfd or the
- *                           stats descriptor moves to another number,
+ *                           stats descriptor moves to another number
+ *                           (/proc/self/maps: reopened elsewhere),
  *                           the program's dup2 runs, the handlers start
  *                           again; faults meanwhile wait in the queue
  *
@@ -214,6 +215,11 @@ static void give_up(int fd)
 		preload_stats_fd_move();
 	if (!u || !uffd_fd_kept(fd))
 		return;
+	if (fd == u->kmaps.fd) {	/* only the writers use it, under the mmap lock */
+		if (runtime_move_kmaps(u))
+			preload_die("cannot move /proc/self/maps off a descriptor the program takes");
+		return;
+	}
 	runtime_pause(u);
 	if (fd == u->uffd.fd && runtime_move_uffd(u))
 		preload_die("cannot move the userfaultfd off a descriptor the program takes");
