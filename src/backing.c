@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "backing.h"
@@ -53,6 +54,32 @@ bool uspf_pattern_check(uint64_t generation, uint64_t pgoff, const void *page)
 	return true;
 }
 
+/*
+ * What mmap(MAP_PRIVATE, fd) refuses, in the kernel's order: a bad offset
+ * (EINVAL, before the fd is looked at), a descriptor fget() does not give
+ * out (closed, or O_PATH: EBADF), one not open for reading (do_mmap()'s
+ * FMODE_READ check: EACCES), then a file with no ->mmap (ENODEV): pipes,
+ * directories and sockets, which pread(2) could not fill a page from either.
+ */
+static int file_validate(int fd, off_t offset)
+{
+	struct stat st;
+	int fl;
+
+	if (offset < 0 || (offset & (PAGE_SIZE - 1)))
+		return -EINVAL;
+	fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || (fl & O_PATH))
+		return -EBADF;
+	if ((fl & O_ACCMODE) == O_WRONLY)
+		return -EACCES;
+	if (fstat(fd, &st))
+		return -errno;
+	if (S_ISFIFO(st.st_mode) || S_ISDIR(st.st_mode) || S_ISSOCK(st.st_mode))
+		return -ENODEV;
+	return 0;
+}
+
 int backing_validate(const struct uspf_backing *b)
 {
 	switch (b->kind) {
@@ -60,13 +87,7 @@ int backing_validate(const struct uspf_backing *b)
 	case USPF_BACKING_PATTERN:
 		return 0;
 	case USPF_BACKING_FILE:
-		if (b->file.offset < 0 || (b->file.offset & (PAGE_SIZE - 1)))
-			return -EINVAL;
-		if (fcntl(b->file.fd, F_GETFL) < 0)
-			return -EBADF;
-		if ((fcntl(b->file.fd, F_GETFL) & O_ACCMODE) == O_WRONLY)
-			return -EACCES;
-		return 0;
+		return file_validate(b->file.fd, b->file.offset);
 	case USPF_BACKING_FILL:
 		return b->fill.fn ? 0 : -EINVAL;
 	default:

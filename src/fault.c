@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <signal.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -203,6 +204,30 @@ void vmf_end(struct vm_fault *vmf, enum vmf_result r)
 	vmf_account_latency(vmf);
 }
 
+/*
+ * The kernel's SIGBUS for a failed fault (VM_FAULT_SIGBUS) is BUS_ADRERR
+ * with si_addr.  rt_tgsigqueueinfo() takes a positive si_code only from
+ * the thread it is sent to (EPERM from any other, even of the same
+ * group), so the handler thread queues it as SI_QUEUE, with the page's
+ * address in si_addr and in si_value (si_addr overlays SI_QUEUE's si_pid
+ * and si_uid).  tgkill() if even that is refused (a seccomp filter):
+ * a SIGBUS without the address beats none.
+ */
+static void send_sigbus(pid_t tid, unsigned long address)
+{
+	siginfo_t si;
+	int saved = errno;
+
+	memset(&si, 0, sizeof(si));
+	si.si_signo = SIGBUS;
+	si.si_code = SI_QUEUE;
+	si.si_addr = (void *)address;
+	si.si_value.sival_ptr = (void *)address;
+	if (syscall(SYS_rt_tgsigqueueinfo, getpid(), tid, SIGBUS, &si))
+		syscall(SYS_tgkill, getpid(), tid, SIGBUS);
+	errno = saved;
+}
+
 void vmf_end_sigbus(struct vm_fault *vmf)
 {
 	/*
@@ -212,7 +237,7 @@ void vmf_end_sigbus(struct vm_fault *vmf)
 	 */
 	count_event(vmf->h, USPF_C_FILL_ERROR);
 	if (vmf->ptid > 0)
-		syscall(SYS_tgkill, getpid(), vmf->ptid, SIGBUS);
+		send_sigbus(vmf->ptid, vmf->address);
 	vmf_wake_page(vmf);
 	vmf_account_latency(vmf);
 }

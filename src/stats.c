@@ -2,6 +2,8 @@
 /*
  * stats.c - counter names, histogram buckets, percentiles.
  */
+#include <math.h>
+
 #include "stats.h"
 
 static const char *const counter_names[USPF_NR_COUNTERS] = {
@@ -79,7 +81,11 @@ uint64_t uspf_stats_percentile(const struct uspf_stats *st, double pct)
 	uint64_t total = 0, seen = 0, want;
 	unsigned int b;
 
-	if (!st)
+	/*
+	 * NaN is no percentile: it passes both clamps below, and converting
+	 * it to an integer is undefined (x86-64 gives 2^63: the top bucket).
+	 */
+	if (!st || isnan(pct))
 		return 0;
 	for (b = 0; b < USPF_HIST_BUCKETS; b++)
 		total += st->hist[b];

@@ -4,6 +4,7 @@
  * policies, intakes and counters (src/config.c, src/policy/policy.c, src/stats.c).
  */
 #include <errno.h>
+#include <math.h>
 #include <string.h>
 
 #include <criterion/criterion.h>
@@ -114,4 +115,24 @@ Test(config, histogram_percentiles)
 	for (v = 1; v < (1ull << 40); v = v * 3 + 1)
 		cr_assert_leq(hist_bucket_value(hist_bucket(v)), v);
 	cr_assert_eq(uspf_stats_percentile(NULL, 50), 0);
+}
+
+/*
+ * pct out of range is clamped; NaN is no percentile at all and gets 0, as a
+ * NULL st or an empty histogram does: never the top bucket's bound.
+ */
+Test(config, histogram_percentile_bad_pct)
+{
+	static struct uspf_stats st;
+	int i;
+
+	for (i = 1; i <= 1000; i++)
+		st.hist[hist_bucket((uint64_t)i * 1000)]++;
+	cr_assert_eq(uspf_stats_percentile(&st, -5), uspf_stats_percentile(&st, 0));
+	cr_assert_eq(uspf_stats_percentile(&st, -INFINITY), uspf_stats_percentile(&st, 0));
+	cr_assert_eq(uspf_stats_percentile(&st, 1e300), uspf_stats_percentile(&st, 100));
+	cr_assert_eq(uspf_stats_percentile(&st, INFINITY), uspf_stats_percentile(&st, 100));
+	cr_assert_eq(uspf_stats_percentile(&st, NAN), 0, "NaN gave %lu",
+		     (unsigned long)uspf_stats_percentile(&st, NAN));
+	cr_assert_eq(uspf_stats_percentile(&st, -NAN), 0);
 }

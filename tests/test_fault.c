@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -201,6 +202,52 @@ Test(fault, fill_error_is_sigbus, .signal = SIGBUS)
 
 	(void)p[0];
 	cr_assert_fail("read a page the backing could not fill");
+}
+
+/*
+ * The SIGBUS of a failed fill says where: si_addr is the start of the
+ * faulting page (userfaultfd reports no more), as the kernel's
+ * force_sig_fault() does for VM_FAULT_SIGBUS.  Its si_code cannot be the
+ * kernel's BUS_ADRERR: rt_tgsigqueueinfo(2) lets a thread give a positive
+ * si_code only to itself (EPERM for another thread, even of its own
+ * group), so the handler thread queues it as SI_QUEUE, the page's address
+ * in si_value too.
+ */
+static sigjmp_buf sigbus_jmp;
+static volatile sig_atomic_t sigbus_code;
+static void *volatile sigbus_addr, *volatile sigbus_value;
+
+static void record_sigbus(int sig, siginfo_t *si, void *uc)
+{
+	sigbus_code = si->si_code;
+	sigbus_addr = si->si_addr;
+	sigbus_value = si->si_value.sival_ptr;
+	siglongjmp(sigbus_jmp, 1);
+}
+
+T_POLICY_PARAMS(fault, fill_error_sigbus_says_where)
+ParameterizedTest(enum uspf_policy_id *policy, fault, fill_error_sigbus_says_where)
+{
+	struct uspf *u = t_runtime(*policy, 1);
+	struct fill_arg fa = { .fail = 1 };
+	struct uspf_backing b = { .kind = USPF_BACKING_FILL, .fill = { fill_cb, &fa } };
+	struct sigaction sa = { .sa_sigaction = record_sigbus, .sa_flags = SA_SIGINFO };
+	char *p = t_map(u, 4 * T_PAGE, &b);
+	volatile char *touch = p + 2 * T_PAGE + 123;
+
+	sigemptyset(&sa.sa_mask);
+	cr_assert_eq(sigaction(SIGBUS, &sa, NULL), 0);
+	if (!sigsetjmp(sigbus_jmp, 1)) {
+		(void)*touch;
+		cr_assert_fail("read a page the backing could not fill");
+	}
+	cr_assert_eq(sigbus_addr, p + 2 * T_PAGE, "si_addr %p, the page is at %p",
+		     sigbus_addr, (void *)(p + 2 * T_PAGE));
+	cr_assert_eq(sigbus_code, SI_QUEUE, "si_code %d", (int)sigbus_code);
+	cr_assert_eq(sigbus_value, p + 2 * T_PAGE);
+	t_quiesce(u);
+	cr_assert_geq(t_counter(u, USPF_C_FILL_ERROR), 1);
+	uspf_destroy(u);
 }
 
 T_POLICY_PARAMS(fault, fault_around)

@@ -5,10 +5,13 @@
  * splits, merges and unmaps, our own descriptor, and i_mmap_rwsem hold
  * times counted with and without Yu Ma's reordering (seed 000).
  */
+#include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "tests/helpers.h"
@@ -16,6 +19,7 @@
 #include "hooks.h"
 #include "runtime.h"
 #include "mm/vma.h"
+#include "mm/vma_index.h"
 
 TestSuite(file, .timeout = 30);
 
@@ -93,6 +97,60 @@ Test(file, survives_the_callers_close)
 	close(fd);
 	cr_assert_eq(p[3 * T_PAGE], 4);
 	uspf_destroy(u);
+}
+
+/*
+ * What mmap(MAP_PRIVATE, fd) refuses, uspf_mmap refuses with the kernel's
+ * errno (checked against the kernel here first): no mapping, no VMA, no
+ * file object, *out untouched.  A write-only descriptor fails the
+ * FMODE_READ check before do_mmap() looks for ->mmap, so a pipe's write
+ * end is EACCES and its read end ENODEV; an O_PATH descriptor is not
+ * one fget() gives out, so EBADF.
+ */
+static void assert_refused(struct uspf *u, int fd, int err, const char *what)
+{
+	struct uspf_backing b = { .kind = USPF_BACKING_FILE, .file = { fd, 0 } };
+	size_t open0 = files_open();
+	void *p = (void *)0x1234, *k;
+	size_t vmas0 = vma_index_count(&u->mm.index);
+	int ret;
+
+	cr_assert_geq(fd, 0, "%s: %s", what, strerror(errno));
+	k = mmap(NULL, T_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+	cr_assert_eq(k, MAP_FAILED, "%s: the kernel maps it", what);
+	cr_assert_eq(errno, err, "%s: the kernel says %s", what, strerror(errno));
+	ret = uspf_mmap(u, NULL, T_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE, &b, &p);
+	cr_assert_eq(ret, -err, "%s: got %d (%s), want %s", what, ret, strerror(-ret),
+		     strerror(err));
+	cr_assert_eq(p, (void *)0x1234, "%s: *out written", what);
+	cr_assert_eq(files_open(), open0, "%s: a file object was made", what);
+	cr_assert_eq(vma_index_count(&u->mm.index), vmas0, "%s: the model has a VMA", what);
+	close(fd);
+}
+
+Test(file, refuses_what_mmap_refuses)
+{
+	struct uspf *u = t_runtime(USPF_POLICY_MMAP_LOCK, 1);
+	int pfd[2], sv[2], fd = make_file(1);
+	char path[64];
+
+	cr_assert_eq(pipe(pfd), 0);
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", pfd[0]);
+	assert_refused(u, open(path, O_RDWR), ENODEV, "pipe opened read-write");
+	assert_refused(u, pfd[0], ENODEV, "pipe read end");
+	assert_refused(u, pfd[1], EACCES, "pipe write end");
+	assert_refused(u, open("/tmp", O_RDONLY | O_DIRECTORY), ENODEV, "directory");
+	assert_refused(u, open("/tmp", O_PATH), EBADF, "O_PATH directory");
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	close(sv[1]);
+	assert_refused(u, sv[0], ENODEV, "socket");
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	assert_refused(u, open(path, O_PATH), EBADF, "O_PATH regular file");
+	assert_refused(u, open(path, O_WRONLY), EACCES, "write-only regular file");
+	/* The same file open for reading maps. */
+	cr_assert_eq(map_file(u, fd, 1, 0)[0], 1);
+	uspf_destroy(u);
+	close(fd);
 }
 
 /*
