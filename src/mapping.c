@@ -583,9 +583,12 @@ int uspf_mmap(struct uspf *u, void *addr, size_t len, int prot, int flags,
  */
 static bool cuts_one_vma(struct uspf *u, unsigned long start, unsigned long end)
 {
+	struct uspf_vma *prev = start ? find_vma(&u->mm, start - 1) : NULL;
+	struct uspf_vma *next = find_vma(&u->mm, end);
 	struct kernel_vma kv;
 
-	if (!has_neighbour(&u->mm, start, start) || !has_neighbour(&u->mm, end, end))
+	/* Split at the edges by now: a model VMA ends at start and one begins at end. */
+	if (!prev || prev->vm_end != start || !next || next->vm_start != end)
 		return false;
 	return !kernel_vma_find(&u->kmaps, start - 1, &kv) && kv.start < start && kv.end > end;
 }
