@@ -329,7 +329,7 @@ static bool write_page(unsigned long addr, const unsigned char *b)
 /* ---- the watchdog: a lost fault must end the run, not hang make check ---- */
 
 static volatile unsigned int cur_op;
-static char cur_text[256];
+static char cur_text[256], cur_run[96];
 
 static void on_alarm(int sig)
 {
@@ -337,8 +337,8 @@ static void on_alarm(int sig)
 	int n;
 
 	(void)sig;
-	n = snprintf(msg, sizeof(msg), "differential: HANG at op #%u: %s (no answer in %u s)\n",
-		     cur_op, cur_text, opt.watchdog);
+	n = snprintf(msg, sizeof(msg), "differential: HANG %s, at op #%u: %s (no answer in %u s)\n",
+		     cur_run, cur_op, cur_text, opt.watchdog);
 	if (n > 0)
 		(void)!write(2, msg, (size_t)n);
 	_exit(1);
@@ -1078,6 +1078,8 @@ static int run_seq(const struct run *tmpl, const struct op *ops, unsigned int n,
 	r.maps_size = 0;
 	if (run_start(&r))
 		return -1;
+	snprintf(cur_run, sizeof(cur_run), "seed %" PRIu64 " policy %s fault-around %u", r.seed,
+		 uspf_policy_name(r.policy), r.fault_around);
 	alarm(opt.watchdog);
 	for (unsigned int i = 0; i < n && !d->found; i++) {
 		const struct op *op = &ops[i];
