@@ -516,3 +516,60 @@ Test(handler, fork_child_creates_and_destroys_its_own_runtime)
 	t_assert_pattern(p, 16 * T_PAGE, 3, 0);
 	uspf_destroy(u);
 }
+
+struct churn {
+	struct uspf *u;
+	atomic_bool stop;
+};
+
+/* Map and unmap without pause: every munmap queues callbacks, so the
+ * callback worker is inside synchronize_rcu() much of the time. */
+static void *churn_thread(void *arg)
+{
+	struct churn *c = arg;
+	void *p;
+
+	while (!atomic_load(&c->stop)) {
+		if (uspf_mmap(c->u, NULL, 4 * T_PAGE, PROT_READ | PROT_WRITE,
+			      MAP_PRIVATE | MAP_ANONYMOUS, NULL, &p) == 0)
+			uspf_munmap(c->u, p, 4 * T_PAGE);
+	}
+	return NULL;
+}
+
+/*
+ * Parent and children each create, use and destroy runtimes while the
+ * parent's grace periods run: a fork that lands while the callback worker
+ * is inside synchronize_rcu() copies urcu-bp's grace-period lock held,
+ * and without urcu-bp's fork handlers the child's first grace period (its
+ * own munmap, its uspf_destroy()) never ends.
+ */
+Test(handler, fork_during_grace_periods)
+{
+	struct churn c = { .u = t_runtime(USPF_POLICY_PERVMA_RWSEM, 1) };
+	struct uspf *mine;
+	pthread_t t;
+	int i, status;
+	pid_t pid;
+
+	cr_assert_eq(pthread_create(&t, NULL, churn_thread, &c), 0);
+	for (i = 0; i < 40; i++) {
+		pid = fork();
+		cr_assert_geq(pid, 0);
+		if (pid == 0) {
+			alarm(10);	/* a hang is a failure, not a stuck suite */
+			_exit(child_runtime_round_trip());
+		}
+		cr_assert_eq(waitpid(pid, &status, 0), pid);
+		cr_assert(WIFEXITED(status), "fork %d: child killed by signal %d (a hang ends by SIGALRM)",
+			  i, WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+		cr_assert_eq(WEXITSTATUS(status), 0, "fork %d: child step %d failed", i,
+			     WEXITSTATUS(status));
+	}
+	atomic_store(&c.stop, true);
+	pthread_join(t, NULL);
+	/* And the parent makes and ends one of its own beside the first. */
+	cr_assert_eq(uspf_create(&mine, NULL), 0);
+	uspf_destroy(mine);
+	uspf_destroy(c.u);
+}

@@ -2,6 +2,7 @@
 /*
  * mm/call_rcu.c - callbacks after a grace period, on one worker per process.
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -86,9 +87,27 @@ static void fork_child(void)
 	worker_pid = 0;
 }
 
+/* liburcu-bp's fork handlers (<urcu-bp.h> maps the short names to these). */
+extern void urcu_bp_before_fork(void);
+extern void urcu_bp_after_fork_parent(void);
+extern void urcu_bp_after_fork_child(void);
+
+/*
+ * Ours, then urcu-bp's (liburcu's README, "Interaction with fork()"): a
+ * thread inside synchronize_rcu() at fork() - this worker, often - would
+ * leave the child's grace-period lock held for ever, and the child's
+ * first grace period would never end.  Prepare runs in reverse: urcu-bp's
+ * locks first, the queue's inside them, as the worker takes them.  Once
+ * per process: under `uspf run` the preload module registers urcu-bp's
+ * itself, in its own order, and says so by exporting
+ * uspf_preload_fork_hooks (a program linked with libuspf then finds it).
+ */
 static void atfork_once(void)
 {
 	pthread_atfork(fork_prepare, fork_parent, fork_child);
+	if (!dlsym(RTLD_DEFAULT, "uspf_preload_fork_hooks"))
+		pthread_atfork(urcu_bp_before_fork, urcu_bp_after_fork_parent,
+			       urcu_bp_after_fork_child);
 }
 
 /* Called with lock held. */

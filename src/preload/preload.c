@@ -742,6 +742,9 @@ EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
 
 /* ---- fork -------------------------------------------------------------- */
 
+/* Tells mm/call_rcu.c, in every image of this process, that urcu-bp's fork handlers are ours. */
+EXPORT const char uspf_preload_fork_hooks = 1;
+
 static __fork_state bool fork_held;		/* fork_prepare() took create_lock */
 /*
  * Starts the fork-state section on a page, so that the whole section (under
@@ -1007,7 +1010,7 @@ __attribute__((constructor)) static void preload_init(void)
 	 * a few lock round trips.
 	 */
 	kmem_atfork_register();
-	mm_call_rcu_atfork();
+	mm_call_rcu_atfork();		/* sees uspf_preload_fork_hooks: leaves urcu-bp's to us */
 	pthread_atfork(NULL, fork_parent, fork_child);
 	pthread_atfork(urcu_bp_before_fork, urcu_bp_after_fork_parent, urcu_bp_after_fork_child);
 	pthread_atfork(fork_prepare, fork_done, fork_done);
