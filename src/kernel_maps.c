@@ -187,5 +187,7 @@ static int text_find(struct kernel_maps *km, unsigned long addr, struct kernel_v
 
 int kernel_vma_find(struct kernel_maps *km, unsigned long addr, struct kernel_vma *kv)
 {
+	if (km->fd < 0)
+		return -ENOSYS;
 	return km->text ? text_find(km, addr, kv) : query(km, addr, kv);
 }

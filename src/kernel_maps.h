@@ -27,13 +27,15 @@ struct kernel_vma {
 	int prot;
 };
 
+/* On failure km->fd is -1 and every question answers -ENOSYS. */
 int kernel_maps_open(struct kernel_maps *km);
 void kernel_maps_close(struct kernel_maps *km);
 /* Reopen under another number (the program took this one: dup2). */
 int kernel_maps_move(struct kernel_maps *km);
 /*
  * The real VMA that contains addr, or else the first one above it:
- * 0, -ENOENT if there is none, another -errno if the kernel cannot say.
+ * 0, -ENOENT if there is none, another -errno if the kernel cannot say
+ * (-ENOSYS: no /proc/self/maps to ask).
  */
 int kernel_vma_find(struct kernel_maps *km, unsigned long addr, struct kernel_vma *kv);
 

@@ -371,6 +371,34 @@ static void vma_set_prot(struct uspf_vma *vma, int prot)
  * mremap moves it - so the model asks rather than guesses.  Memory the
  * kernel no longer has is left to the call that finds it.
  */
+/*
+ * With no kernel to ask (no /proc: a container, a sandbox), the model's
+ * own rules: what vma_merge() looks at that the model knows - the same
+ * backing, offsets that follow on (a zero-filled mapping's is its
+ * address) and anon_vmas that do not conflict.
+ */
+static bool rules_join(const struct uspf_vma *prev, const struct uspf_vma *next)
+{
+	return backing_joins(prev, next) &&
+	       next->vm_pgoff == prev->vm_pgoff + ((prev->vm_end - prev->vm_start) >> PAGE_SHIFT) &&
+	       (!prev->anon_vma || !next->anon_vma || prev->anon_vma == next->anon_vma);
+}
+
+static void rules_sync(struct uspf_mm *mm, unsigned long start, unsigned long end)
+{
+	struct uspf_vma *prev = NULL, *vma;
+	unsigned long addr = start ? start - 1 : 0;
+
+	while ((vma = find_vma(mm, addr)) && vma->vm_start <= end) {
+		if (prev && prev->vm_end == vma->vm_start && rules_join(prev, vma)) {
+			vma_merge_pair(mm, prev, vma);
+			vma = prev;
+		}
+		prev = vma;
+		addr = vma->vm_end;
+	}
+}
+
 static void kernel_sync(struct uspf *u, unsigned long start, unsigned long end)
 {
 	struct uspf_mm *mm = &u->mm;
@@ -380,8 +408,11 @@ static void kernel_sync(struct uspf *u, unsigned long start, unsigned long end)
 
 	while ((vma = find_vma(mm, addr)) && vma->vm_start <= end) {
 		if ((vma->vm_start < kv.start || vma->vm_start >= kv.end) &&
-		    kernel_vma_find(&u->kmaps, vma->vm_start, &kv))
-			return;		/* the kernel cannot say: the model stays as it is */
+		    kernel_vma_find(&u->kmaps, vma->vm_start, &kv)) {
+			if (u->kmaps.fd < 0)
+				rules_sync(mm, start, end);
+			return;		/* else the kernel cannot say: the model stays as it is */
+		}
 		addr = vma->vm_end;
 		if (kv.start > vma->vm_start) {
 			prev = NULL;
@@ -410,6 +441,26 @@ static bool has_neighbour(struct uspf_mm *mm, unsigned long start, unsigned long
 		return true;
 	vma = find_vma(mm, end);
 	return vma && vma->vm_start == end;
+}
+
+/* The start of the run of adjacent model VMAs that ends at or spans addr (addr if none). */
+static unsigned long model_run_start(struct uspf_mm *mm, unsigned long addr)
+{
+	unsigned long s, e;
+
+	while (addr && vma_index_find(&mm->index, addr - 1, &s, &e) && s < addr)
+		addr = s;
+	return addr;
+}
+
+/* The end of the run of adjacent model VMAs that begins at or spans addr (addr if none). */
+static unsigned long model_run_end(struct uspf_mm *mm, unsigned long addr)
+{
+	unsigned long s, e;
+
+	while (vma_index_find(&mm->index, addr, &s, &e) && s <= addr)
+		addr = e;
+	return addr;
 }
 
 /*
@@ -841,16 +892,20 @@ static int mremap_moved(struct uspf *u, struct uspf_vma *vma, unsigned long new,
  * Register again every model VMA in the source's real VMA as it was
  * before the move (src) and in the real VMA around the target now.
  */
-static int register_after_move(struct uspf *u, const struct kernel_vma *src, unsigned long new)
+static int register_after_move(struct uspf *u, const struct kernel_vma *src, unsigned long new,
+			       size_t new_len)
 {
 	struct kernel_vma kv;
 	int ret = 0;
 
 	if (src->end > src->start)
 		ret = register_range(u, src->start, src->end);
-	if (!ret && !kernel_vma_find(&u->kmaps, new, &kv) && kv.start <= new)
-		ret = register_range(u, kv.start, kv.end);
-	return ret;
+	if (ret)
+		return ret;
+	if (!kernel_vma_find(&u->kmaps, new, &kv) && kv.start <= new)
+		return register_range(u, kv.start, kv.end);
+	/* No kernel to ask: the moved range and every model VMA touching it. */
+	return register_range(u, model_run_start(&u->mm, new), model_run_end(&u->mm, new + new_len));
 }
 
 /*
@@ -949,8 +1004,11 @@ int uspf_mremap(struct uspf *u, void *old_addr, size_t old_len, size_t new_len,
 		if (ret)
 			goto fail;
 	}
-	if (kernel_vma_find(&u->kmaps, old, &src) || src.start > old)
-		src.start = src.end = 0;
+	if (kernel_vma_find(&u->kmaps, old, &src) || src.start > old) {
+		/* No kernel to ask: the model VMAs touching the source stand in for its real VMA. */
+		src.start = model_run_start(mm, old);
+		src.end = model_run_end(mm, old + old_len);
+	}
 	vma = find_vma(mm, old);
 	prot = vma->vm_prot;
 	vma_write_enter(vma);
@@ -1019,7 +1077,7 @@ int uspf_mremap(struct uspf *u, void *old_addr, size_t old_len, size_t new_len,
 	} else {
 		ret = mremap_moved(u, vma, p, new_len, dontunmap);	/* vma may be gone */
 		if (!ret)
-			ret = register_after_move(u, &src, p);
+			ret = register_after_move(u, &src, p, new_len);
 	}
 	if (!ret && hide)
 		ret = sys_ret(syscall(SYS_mprotect, p, new_len, prot));

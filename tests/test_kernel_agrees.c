@@ -438,3 +438,32 @@ Test(kernel, mremap_shrink_across_vmas)
 	cr_assert_eq(uspf_mremap(u, p + T_PAGE, 2 * T_PAGE, T_PAGE, 0, NULL, &q), -EFAULT);
 	uspf_destroy(u);
 }
+
+/*
+ * Without /proc (a container that does not mount it), the writers cannot
+ * ask: the model goes by its own merge rules, and a move still registers
+ * every piece of the source again.
+ */
+Test(kernel, without_proc_the_model_rules)
+{
+	struct uspf_backing b = { .kind = USPF_BACKING_PATTERN, .pattern.generation = 8 };
+	struct uspf *u = t_runtime(USPF_POLICY_SPF, 1);
+	char *base = reserve(6), *p;
+	void *q;
+
+	kernel_maps_close(&u->kmaps);		/* what a failed open leaves */
+	cr_assert_eq(uspf_mmap(u, base, 6 * T_PAGE, PROT_NONE, ANON | MAP_FIXED, &b, &q), 0);
+	cr_assert_eq(uspf_mremap(u, base + 2 * T_PAGE, T_PAGE, T_PAGE, MREMAP_MAYMOVE | MREMAP_FIXED,
+				 base, &q), 0);
+	cr_assert_eq(uspf_mprotect(u, base, 2 * T_PAGE, RW), 0);
+	cr_assert_eq(uspf_mprotect(u, base + 3 * T_PAGE, 3 * T_PAGE, RW), 0);
+	t_assert_pattern(base, T_PAGE, 8, 2);
+	t_assert_pattern(base + 3 * T_PAGE, 3 * T_PAGE, 8, 3);
+	p = t_map_pattern(u, 4 * T_PAGE, 1);
+	cr_assert_eq(uspf_mprotect(u, p + T_PAGE, T_PAGE, PROT_READ), 0);
+	cr_assert_eq(uspf_mprotect(u, p + T_PAGE, T_PAGE, RW), 0);
+	cr_assert_eq(t_vma_of(u, p)->vm_end, (unsigned long)p + 4 * T_PAGE, "the rules join them");
+	assert_boundaries(u, p, 4 * T_PAGE, false);	/* the kernel may join a neighbour too */
+	uspf_destroy(u);
+	munmap(base, 6 * T_PAGE);
+}
