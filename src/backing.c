@@ -80,6 +80,22 @@ static int file_validate(int fd, off_t offset)
 	return 0;
 }
 
+bool backing_same(const struct uspf_backing *a, const struct uspf_backing *b)
+{
+	if (a->kind != b->kind)
+		return false;
+	switch (a->kind) {
+	case USPF_BACKING_PATTERN:
+		return a->pattern.generation == b->pattern.generation;
+	case USPF_BACKING_FILE:
+		return a->file.fd == b->file.fd;
+	case USPF_BACKING_FILL:
+		return a->fill.fn == b->fill.fn && a->fill.arg == b->fill.arg;
+	default:
+		return true;
+	}
+}
+
 int backing_validate(const struct uspf_backing *b)
 {
 	switch (b->kind) {

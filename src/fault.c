@@ -116,12 +116,6 @@ enum vmf_result vmf_commit(struct vm_fault *vmf)
 	}
 }
 
-static bool backing_same(const struct uspf_backing *a, const struct uspf_backing *b)
-{
-	return a->kind == b->kind && (a->kind != USPF_BACKING_PATTERN ||
-				      a->pattern.generation == b->pattern.generation);
-}
-
 void vmf_check_commit(struct vm_fault *vmf)
 {
 	struct uspf_mm *mm = vmf->mm;

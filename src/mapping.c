@@ -297,22 +297,6 @@ static int zap_listed(struct uspf_mm *mm, struct uspf_vma *gone)
 	return ret;
 }
 
-static bool same_backing(const struct uspf_backing *a, const struct uspf_backing *b)
-{
-	if (a->kind != b->kind)
-		return false;
-	switch (a->kind) {
-	case USPF_BACKING_PATTERN:
-		return a->pattern.generation == b->pattern.generation;
-	case USPF_BACKING_FILE:
-		return a->file.fd == b->file.fd;	/* the file object's own fd */
-	case USPF_BACKING_FILL:
-		return a->fill.fn == b->fill.fn && a->fill.arg == b->fill.arg;
-	default:
-		return true;
-	}
-}
-
 /* vma_merge(): next folds into prev; next is detached and freed after a grace period. */
 static void vma_merge_pair(struct uspf_mm *mm, struct uspf_vma *prev, struct uspf_vma *next)
 {
@@ -347,7 +331,7 @@ static void vma_merge_pair(struct uspf_mm *mm, struct uspf_vma *prev, struct usp
 static bool backing_joins(const struct uspf_vma *prev, const struct uspf_vma *next)
 {
 	return prev->vm_flags == next->vm_flags && prev->vm_prot == next->vm_prot &&
-	       same_backing(&prev->backing, &next->backing) &&
+	       backing_same(&prev->backing, &next->backing) &&
 	       (prev->backing.kind == USPF_BACKING_ZERO ||
 		next->vm_pgoff == prev->vm_pgoff + ((prev->vm_end - prev->vm_start) >> PAGE_SHIFT));
 }

@@ -135,6 +135,15 @@ static inline void mmap_read_unlock(struct uspf_mm *mm)
 	up_read(&mm->mmap_lock);
 }
 
+/*
+ * The per-VMA locks' clock: a VMA is write-locked while its vm_lock_seq
+ * equals this (both per-VMA policies read it the same way).
+ */
+static inline unsigned int mm_lock_seq(struct uspf_mm *mm)
+{
+	return raw_read_seqcount(&mm->mm_lock_seq);
+}
+
 static inline void mmap_write_lock(struct uspf_mm *mm)
 {
 	down_write(&mm->mmap_lock);

@@ -48,11 +48,6 @@
  */
 static _Atomic unsigned int vma_writer_wait;
 
-static unsigned int mm_lock_seq(struct uspf_mm *mm)
-{
-	return raw_read_seqcount(&mm->mm_lock_seq);
-}
-
 /* __refcount_inc_not_zero_limited_acquire() */
 static bool refcount_inc_not_zero_limited_acquire(atomic_uint *r, unsigned int *oldp,
 						  unsigned int limit)

@@ -31,11 +31,6 @@
 #include "mm/vma.h"
 #include "policy/vma_lock.h"
 
-static unsigned int mm_lock_seq(struct uspf_mm *mm)
-{
-	return raw_read_seqcount(&mm->mm_lock_seq);
-}
-
 /* include/linux/mm.h (6.4) vma_start_read() */
 static bool vma_start_read(struct uspf_mm *mm, struct uspf_vma *vma)
 {

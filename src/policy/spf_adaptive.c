@@ -50,6 +50,7 @@
  *    wider: vm_page_prot decides the PTE bits, and uspf's PTEs are the real
  *    kernel's, set by UFFDIO_COPY from the real VMA.
  */
+#include "backing.h"
 #include "fault.h"
 #include "handler.h"
 #include "mm/inject.h"
@@ -85,22 +86,6 @@ static enum adaptive_abort adaptive_find_vma(struct vm_fault *vmf)
 	if (vmf->address < vmf->vm_start || vmf->address >= vmf->vm_end)
 		return ADAPTIVE_OUTSIDE;
 	return ADAPTIVE_OK;
-}
-
-static bool backing_same(const struct uspf_backing *a, const struct uspf_backing *b)
-{
-	if (a->kind != b->kind)
-		return false;
-	switch (a->kind) {
-	case USPF_BACKING_PATTERN:
-		return a->pattern.generation == b->pattern.generation;
-	case USPF_BACKING_FILE:
-		return a->file.fd == b->file.fd && a->file.offset == b->file.offset;
-	case USPF_BACKING_FILL:
-		return a->fill.fn == b->fill.fn && a->fill.arg == b->fill.arg;
-	default:
-		return true;
-	}
 }
 
 /*
