@@ -8,10 +8,57 @@
  * USPF arena with uspf_*() on one real userfaultfd runtime.  Every result
  * (errno, address as an offset in the arena), every access (the bytes,
  * whether it faulted) and, every K operations, the whole arena (mapped or
- * not, protection, first and last bytes of each readable page, where the
- * VMAs end) must be the same on both.  The uspf model is compared too: its
- * VMAs must cover what the kernel maps, with the same protection, and end
- * where the kernel's end.
+ * not, protection, first and last bytes of each accessible page, where
+ * the VMAs end) must be the same on both.  The uspf model is compared
+ * too: its VMAs must cover what the kernel maps, with the same
+ * protection, and end where the kernel's end.
+ *
+ * Reads.  A read of a page never touched is not the same on both sides,
+ * by the kernel's design: natively it maps the zero page and leaves the
+ * VMA without an anon_vma; uspf resolves it with UFFDIO_ZEROPAGE or
+ * UFFDIO_COPY, which call anon_vma_prepare() on the real VMA.  That
+ * changes the kernel's later merge decisions (anon_vma compatibility;
+ * mprotect(2) drops VM_ACCOUNT only from a VMA with no anon_vma), so the
+ * arenas' real VMAs would part for reasons no library can avoid (uspf(7),
+ * LIMITS, VMA merges).  So during a sequence no read faults in a page
+ * never touched: every read (the read operation, the state checks) asks
+ * mincore(2) first, on each side; a resident page is read, an accessible
+ * one that is not reads as zeros untouched (all arena memory is anonymous
+ * and zero-filled), one with no access (unmapped, PROT_NONE) is touched
+ * (the signal installs nothing).  Writes go anywhere: a write fault gives
+ * the VMA an anon_vma on both sides.  At the end of each run, after the
+ * last comparison of boundaries, one sweep reads every accessible page of
+ * both arenas for real (class read-sweep): uspf's read-fault path.
+ * --read-untouched reads for real throughout instead, and then compares
+ * results, accesses, pages, protections and bytes but no boundary with
+ * the plain arena's (only the model's with uspf's own real VMAs).
+ *
+ * Allowed differences (--list-allowed; each names its man page):
+ *
+ *   mremap-wrap           result: an old range that wraps: uspf EINVAL,
+ *                         mremap(2) EFAULT (uspf_mremap(3) ERRORS)
+ *   mremap-len-0          result: old_len 0: uspf EINVAL, mremap(2)
+ *                         EFAULT or EINVAL (uspf_mremap(3) ERRORS)
+ *   mmap-wrap             result: a MAP_FIXED range that wraps, or a
+ *                         length over 64 TiB: uspf EINVAL, mmap(2) ENOMEM
+ *                         (uspf_mmap(3) ERRORS)
+ *   mremap-fixed-bad-old  skipped: MREMAP_FIXED with an old range the
+ *                         kernel refuses only after it has unmapped the
+ *                         target (6.17+: a shrink whose old range wraps,
+ *                         something mapped at the target); uspf checks the
+ *                         old range first and leaves the target
+ *                         (uspf_mremap(3) ERRORS)
+ *   mremap-multi-vma      skipped: a MREMAP_FIXED move of the same length
+ *                         whose old range starts in a VMA but spans more
+ *                         (or holes): Linux 6.17+ moves them for ordinary
+ *                         memory, refuses it (EFAULT) for
+ *                         userfaultfd-registered memory, which all uspf
+ *                         memory is (uspf_mremap(3) ERRORS)
+ *
+ * A `result` entry covers a result after which both arenas are the same;
+ * a `skipped` entry is decided on the plain arena before the call, from
+ * the kernel's order of checks, and the call is skipped on both sides.
+ * Anything else that differs is a difference.
  *
  * The first difference of a run is printed, then the sequence is shrunk
  * (delta debugging: chunks, then single operations, each candidate on
@@ -100,40 +147,78 @@ struct result {
  */
 struct diff {
 	bool found;
-	const char *cls;	/* result, access, moved, state, model, boundary, real-boundary, hang */
+	const char *cls;	/* result, access, moved, state, model, boundary, real-boundary,
+				   read-sweep, hang */
 	enum op_kind kind;	/* the operation class, for result and access */
 	unsigned int at;	/* position in the sequence run */
 	char detail[512];
 };
 
+struct options {
+	uint64_t seed;
+	unsigned int seeds;
+	unsigned int ops;
+	unsigned long pages;
+	unsigned int check_every;
+	bool all_policies;
+	enum uspf_policy_id policy;
+	unsigned int fault_around[8];
+	unsigned int nr_fault_around;
+	char allow[16][32];		/* extra allowed classes or table entries */
+	unsigned int nr_allow;
+	bool verbose;
+	bool read_untouched;		/* read pages never touched; no boundary checks */
+	bool shrink;
+	unsigned int shrink_seconds;
+	unsigned int max_shrinks;	/* differences shrunk per invocation; the rest reported */
+	unsigned int watchdog;
+};
+
+static struct options opt = {
+	.seed = 1, .seeds = 2, .ops = 1500, .pages = 64, .check_every = 16,
+	.all_policies = true, .fault_around = { 1 }, .nr_fault_around = 1,
+	.shrink = true, .shrink_seconds = 20, .max_shrinks = ~0u, .watchdog = 60,
+};
+
 /*
  * Differences allowed by design, each documented in a man page, always on.
- * An entry may only cover a difference after which both arenas are still
- * the same (both calls refused, or both did nothing), or the run that
- * follows compares arenas that have already diverged.
+ * Two kinds.  A `match` entry covers a result after the fact: it may only
+ * cover a difference after which both arenas are still the same (both
+ * calls refused, or both did nothing).  A `skip` entry covers a call whose
+ * effects differ (one side changes memory the other leaves): those cannot
+ * be made equal after the fact, so the entry is decided on the plain
+ * arena before the call, from the kernel's order of checks, and the call
+ * is then skipped on both sides.  Each must match exactly the calls that
+ * differ; anything else that differs is reported.
  *
- * Then the known findings: differences this tester found that no man page
- * documents, off unless named in --allow, so that a run can look past
- * them.  Their results cannot be made equal after the fact, so an allowed
- * finding skips (on both sides) each operation it would start from, judged
- * on the plain arena before the operation.  Delete an entry once fixed.
+ * An entry with `finding` set is a difference this tester found that no
+ * man page documents: off unless named in --allow, so that a run can look
+ * past it (with `skip`).  Delete an entry once fixed.
  */
-struct run;
+/* One run: the two arenas, the runtime. */
+struct run {
+	uint64_t seed;
+	enum uspf_policy_id policy;
+	unsigned int fault_around;
+	unsigned int check_every;	/* 0: only at the end */
+	unsigned long resv;		/* the reservation */
+	size_t resv_len;
+	unsigned long plain, uspf;	/* the arenas */
+	size_t arena_len;
+	struct uspf *u;
+	char *maps;			/* /proc/self/maps, reused */
+	size_t maps_size;
+};
 
 struct allowed {
 	const char *name;
 	const char *cls;
 	enum op_kind kind;
 	const char *doc;
-	bool finding;		/* off by default; `skip` instead of `match` */
+	bool finding;		/* off unless named in --allow */
 	bool (*match)(const struct op *op, const struct result *p, const struct result *u);
 	bool (*skip)(struct run *r, const struct op *op);
 };
-
-static bool len0_refused(const struct op *op, const struct result *p, const struct result *u)
-{
-	return op->len == 0 && p->err == 0 && u->err == EINVAL;
-}
 
 /*
  * The generator's only huge lengths are ones that wrap from any arena
@@ -155,52 +240,93 @@ static bool wrap_einval(const struct op *op, const struct result *p, const struc
 	return wraps(op->off, op->len) && p->err && u->err == EINVAL;
 }
 
-static bool plain_has_hole(struct run *r, const struct op *op);
-static bool plain_not_one_vma(struct run *r, const struct op *op);
 
-static bool mprotect_hole(struct run *r, const struct op *op)
+/*
+ * mremap(2) with MREMAP_FIXED, in the order Linux 6.17 and later check it
+ * (mm/mremap.c: do_mremap(), check_mremap_params(), remap_move(),
+ * check_prep_vma(), mremap_to()).  True when the call gets past the
+ * parameter checks (EINVAL, before anything is touched) to the VMAs;
+ * *ol, *nl are the page-aligned lengths, as the kernel rounds them.
+ */
+#define USER_TOP	((1ul << 47) - PG)	/* x86-64 TASK_SIZE, 4-level paging */
+
+static unsigned long page_align(unsigned long len)
 {
-	return op->kind == OP_MPROTECT && plain_has_hole(r, op);
+	return (len + PG - 1) & ~(PG - 1);
 }
 
-static bool madvise_hole(struct run *r, const struct op *op)
+static bool mremap_fixed_reaches_vmas(unsigned long addr, unsigned long new_addr,
+				      const struct op *op, unsigned long *ol, unsigned long *nl)
 {
-	return op->kind == OP_MADVISE && plain_has_hole(r, op);
+	const int need = MREMAP_MAYMOVE | MREMAP_FIXED;
+
+	*ol = page_align(op->len);
+	*nl = page_align(op->new_len);
+	if (op->kind != OP_MREMAP || (op->flags & need) != need || addr % PG || new_addr % PG ||
+	    !*nl || *nl > USER_TOP || new_addr > USER_TOP - *nl ||
+	    (op->flags & MREMAP_DONTUNMAP && *ol != *nl))
+		return false;
+	/* vrm_overlaps(), with the kernel's wrapping sums. */
+	return !(addr + *ol > new_addr && new_addr + *nl > addr);
 }
 
-static bool mremap_shrink_span(struct run *r, const struct op *op)
+static bool plain_pages(struct run *r);
+static bool plain_one_vma(unsigned long first, unsigned long last);
+static bool plain_mapped(unsigned long page);
+
+/*
+ * mremap-fixed-bad-old: the only MREMAP_FIXED call with a bad old range
+ * that 6.17+ fails after it has unmapped the target is a shrink whose
+ * old range wraps: check_prep_vma() checks only the part kept (it must lie
+ * in the VMA at old_addr, else EFAULT first), mremap_to() unmaps the
+ * target, then cutting the tail fails (EINVAL or ENOMEM).  It differs
+ * only where something is mapped at the target.  A hole, nothing at old_addr or a
+ * grow across VMAs fails EFAULT before the target is touched, as uspf does;
+ * a move of the same length is mremap-multi-vma.
+ */
+static bool mremap_fixed_bad_old(struct run *r, const struct op *op)
 {
-	return op->kind == OP_MREMAP && op->new_len && !wraps(0, op->new_len) &&
-	       (op->new_len + PG - 1) / PG <= (op->len + PG - 1) / PG &&
-	       !(op->flags & (MREMAP_FIXED | MREMAP_DONTUNMAP)) && plain_not_one_vma(r, op);
+	unsigned long addr = r->plain + op->off, ol, nl, first = op->off / PG;
+
+	/* shrink_vma(): do_vmi_munmap() of the tail refuses one past USER_TOP. */
+	if (!mremap_fixed_reaches_vmas(addr, r->plain + op->new_off, op, &ol, &nl) || ol <= nl ||
+	    ol - nl <= USER_TOP - (addr + nl))
+		return false;
+	if (first + nl / PG > opt.pages || op->new_off / PG + nl / PG > opt.pages ||
+	    !plain_pages(r) || !plain_one_vma(first, first + nl / PG))
+		return false;
+	/* Something to unmap at the target, or nothing differs. */
+	for (unsigned long i = op->new_off / PG; i < op->new_off / PG + nl / PG; i++)
+		if (plain_mapped(i))
+			return true;
+	return false;
 }
 
-static bool mremap_fixed_span(struct run *r, const struct op *op)
+/*
+ * mremap-multi-vma: a move of the same length (MREMAP_FIXED, old and new
+ * lengths equal once rounded: remap_move()) whose old range starts in a
+ * VMA (else EFAULT, both) but does not lie in it: more VMAs, or holes,
+ * after it.  6.17+ moves each VMA (keeping the gaps) for ordinary memory;
+ * for userfaultfd-registered memory vma_multi_allowed() is false and the
+ * call fails EFAULT, before the target is touched.  All uspf memory is
+ * registered.
+ */
+static bool mremap_multi_vma(struct run *r, const struct op *op)
 {
-	return op->kind == OP_MREMAP && op->flags & MREMAP_FIXED &&
-	       (wraps(0, op->len) || plain_not_one_vma(r, op));
-}
+	unsigned long ol, nl, first = op->off / PG, last;
 
-/* Not with MREMAP_FIXED: there mremap(2) has unmapped the target first. */
-static bool mremap_wrap_einval(const struct op *op, const struct result *p,
-			       const struct result *u)
-{
-	return !(op->flags & MREMAP_FIXED) && wrap_einval(op, p, u);
+	if (!mremap_fixed_reaches_vmas(r->plain + op->off, r->plain + op->new_off, op, &ol, &nl) ||
+	    ol != nl)
+		return false;
+	last = first + ol / PG;
+	return last <= opt.pages && plain_pages(r) && plain_mapped(first) &&
+	       !plain_one_vma(first, last);
 }
 
 static const struct allowed allowed_table[] = {
-	{ "mprotect-len-0", "result", OP_MPROTECT,
-	  "uspf_mprotect(3) ERRORS: len 0 is -EINVAL (mprotect(2) does nothing, returns 0)",
-	  false, len0_refused, NULL },
-	{ "madvise-len-0", "result", OP_MADVISE,
-	  "uspf_madvise(3) ERRORS: len 0 is -EINVAL (madvise(2) does nothing, returns 0)",
-	  false, len0_refused, NULL },
-	{ "mprotect-wrap", "result", OP_MPROTECT,
-	  "uspf_mprotect(3) ERRORS: a range that wraps is -EINVAL (mprotect(2): ENOMEM)",
-	  false, wrap_einval, NULL },
 	{ "mremap-wrap", "result", OP_MREMAP,
 	  "uspf_mremap(3) ERRORS: an old range that wraps is -EINVAL (mremap(2): EFAULT)",
-	  false, mremap_wrap_einval, NULL },
+	  false, wrap_einval, NULL },
 	{ "mremap-len-0", "result", OP_MREMAP,
 	  "uspf_mremap(3) ERRORS: old_len 0 is -EINVAL (mremap(2): EFAULT where nothing is "
 	  "mapped; it duplicates a shared mapping, which uspf has none of)",
@@ -209,46 +335,14 @@ static const struct allowed allowed_table[] = {
 	  "uspf_mmap(3) ERRORS: MAP_FIXED(_NOREPLACE) range that wraps, or len over 64 TiB, "
 	  "is -EINVAL (mmap(2): ENOMEM)",
 	  false, wrap_einval, NULL },
-	/* Findings: not documented; --allow NAME to look past them. */
-	{ "mprotect-hole", "state", OP_MPROTECT,
-	  "finding: mprotect(2) changes the VMAs before the first hole, then fails ENOMEM; "
-	  "uspf_mprotect() changes nothing", true, NULL, mprotect_hole },
-	{ "madvise-hole", "state", OP_MADVISE,
-	  "finding: madvise(MADV_DONTNEED) drops the mapped part of a range with holes, "
-	  "then fails ENOMEM; uspf_madvise() drops nothing", true, NULL, madvise_hole },
-	{ "mremap-shrink-span", "result", OP_MREMAP,
-	  "finding: mremap(2) shrinks (unmaps the tail) whatever the old range covers; "
-	  "uspf_mremap() says EFAULT unless it lies in one VMA (uspf_mremap(3) claims "
-	  "'as mremap(2) does')", true, NULL, mremap_shrink_span },
-	{ "mremap-fixed-span", "state", OP_MREMAP,
-	  "finding: mremap(2) with MREMAP_FIXED unmaps the target, then moves an old range "
-	  "spanning several VMAs (6.17+) or fails EFAULT (a hole, a wrap); uspf_mremap() "
-	  "refuses first (EFAULT, EINVAL) and leaves the target mapped", true, NULL,
-	  mremap_fixed_span },
-};
-
-struct options {
-	uint64_t seed;
-	unsigned int seeds;
-	unsigned int ops;
-	unsigned long pages;
-	unsigned int check_every;
-	bool all_policies;
-	enum uspf_policy_id policy;
-	unsigned int fault_around[8];
-	unsigned int nr_fault_around;
-	char allow[16][32];		/* extra allowed classes or table entries */
-	unsigned int nr_allow;
-	bool verbose;
-	bool shrink;
-	unsigned int shrink_seconds;
-	unsigned int watchdog;
-};
-
-static struct options opt = {
-	.seed = 1, .seeds = 2, .ops = 1500, .pages = 64, .check_every = 16,
-	.all_policies = true, .fault_around = { 1 }, .nr_fault_around = 1,
-	.shrink = true, .shrink_seconds = 20, .watchdog = 60,
+	{ "mremap-fixed-bad-old", "state", OP_MREMAP,
+	  "uspf_mremap(3) ERRORS: MREMAP_FIXED with an invalid old range (here: a shrink whose "
+	  "old range wraps) fails with the target left mapped; mremap(2) unmaps the target "
+	  "before it fails", false, NULL, mremap_fixed_bad_old },
+	{ "mremap-multi-vma", "result", OP_MREMAP,
+	  "uspf_mremap(3) ERRORS: a MREMAP_FIXED move of the same length whose old range spans "
+	  "several VMAs (or holes) is -EFAULT, as mremap(2) is for userfaultfd-registered memory; "
+	  "Linux 6.17+ moves the VMAs of ordinary memory", false, NULL, mremap_multi_vma },
 };
 
 /* ---- the PRNG: splitmix64, one stream per seed ---- */
@@ -540,20 +634,6 @@ static void gen_ops(uint64_t seed, struct op *ops, unsigned int n)
 
 /* ---- one run: the two arenas, the runtime ---- */
 
-struct run {
-	uint64_t seed;
-	enum uspf_policy_id policy;
-	unsigned int fault_around;
-	unsigned int check_every;	/* 0: only at the end */
-	unsigned long resv;		/* the reservation */
-	size_t resv_len;
-	unsigned long plain, uspf;	/* the arenas */
-	size_t arena_len;
-	struct uspf *u;
-	char *maps;			/* /proc/self/maps, reused */
-	size_t maps_size;
-};
-
 static int reserve(struct run *r)
 {
 	/* Low and fixed: top-down placement never comes down here. */
@@ -681,16 +761,13 @@ static void uspf_op(struct run *r, const struct op *op, struct result *res)
 	res->err = ret < 0 ? -ret : 0;
 }
 
+/* A write (reads: read_op()). */
 static void access_op(struct run *r, const struct op *op, unsigned long base, struct result *res)
 {
 	unsigned char b[SAMPLE];
 
-	if (op->kind == OP_WRITE) {
-		pattern(r->seed, op->idx, op->off / PG, b);
-		res->sig = write_page(base + op->off, b);
-	} else {
-		res->sig = sample_page(base + op->off, res->bytes);
-	}
+	pattern(r->seed, op->idx, op->off / PG, b);
+	res->sig = write_page(base + op->off, b);
 }
 
 static void diff_set(struct diff *d, const char *cls, enum op_kind kind, unsigned int at,
@@ -724,7 +801,8 @@ static const struct allowed *allowed_match(const char *cls, const struct op *op,
 	for (size_t i = 0; i < sizeof(allowed_table) / sizeof(allowed_table[0]); i++) {
 		const struct allowed *a = &allowed_table[i];
 
-		if (a->finding || strcmp(a->cls, cls) || (a->kind != OP_ANY && a->kind != op->kind))
+		if (!a->match || (a->finding && !class_allowed(a->name)) || strcmp(a->cls, cls) ||
+		    (a->kind != OP_ANY && a->kind != op->kind))
 			continue;
 		if (a->match(op, p, u))
 			return a;
@@ -732,13 +810,14 @@ static const struct allowed *allowed_match(const char *cls, const struct op *op,
 	return NULL;
 }
 
-/* An allowed finding this operation would start from: skip it on both sides. */
+/* An allowed difference this operation would start from: skip it on both sides. */
 static const struct allowed *allowed_skip(struct run *r, const struct op *op)
 {
 	for (size_t i = 0; i < sizeof(allowed_table) / sizeof(allowed_table[0]); i++) {
 		const struct allowed *a = &allowed_table[i];
 
-		if (a->finding && a->kind == op->kind && class_allowed(a->name) && a->skip(r, op))
+		if (a->skip && (!a->finding || class_allowed(a->name)) && a->kind == op->kind &&
+		    a->skip(r, op))
 			return a;
 	}
 	return NULL;
@@ -972,40 +1051,78 @@ static bool bounds_differ(const struct arena_state *a, const struct arena_state 
 
 static struct arena_state st_plain, st_uspf, st_model, st_pre;
 
-/* The pages [first, last) an operation names, false if none (unaligned, wraps, 0). */
-static bool op_pages(const struct op *op, unsigned long *first, unsigned long *last)
+/* The plain arena's VMAs now, in st_pre, for the allowed entries' decisions. */
+static bool plain_pages(struct run *r)
 {
-	if (op->off % PG || !op->len || wraps(op->off, op->len))
-		return false;
-	*first = op->off / PG;
-	*last = (op->off + op->len + PG - 1) / PG;
-	return *last <= opt.pages;
-}
-
-static bool plain_has_hole(struct run *r, const struct op *op)
-{
-	unsigned long first, last;
-
-	if (!op_pages(op, &first, &last) || read_maps(r))
+	if (read_maps(r))
 		return false;
 	real_state(r, r->plain, &st_pre);
-	for (unsigned long i = first; i < last; i++)
-		if (!st_pre.pg[i].mapped)
-			return true;
-	return false;
+	return true;
 }
 
-static bool plain_not_one_vma(struct run *r, const struct op *op)
+static bool plain_mapped(unsigned long page)
 {
-	unsigned long first, last;
+	return st_pre.pg[page].mapped;
+}
 
-	if (!op_pages(op, &first, &last) || read_maps(r))
-		return false;
-	real_state(r, r->plain, &st_pre);
+/* Pages [first, last) of the plain arena lie in one VMA (after plain_pages()). */
+static bool plain_one_vma(unsigned long first, unsigned long last)
+{
 	for (unsigned long i = first; i < last; i++)
 		if (!st_pre.pg[i].mapped || (i > first && st_pre.bound[i]))
-			return true;
-	return false;
+			return false;
+	return first < last;
+}
+
+/*
+ * Reads.  Reading a page never touched is not the same on both sides:
+ * natively the read fault maps the zero page and leaves the VMA without an
+ * anon_vma; uspf resolves it with UFFDIO_ZEROPAGE or UFFDIO_COPY, which
+ * prepare one on the real VMA, and that changes the kernel's later merge
+ * decisions (anon_vma compatibility; mprotect(2) drops VM_ACCOUNT only
+ * from a VMA never faulted), as uspf(7) says under VMA merges.  So within a
+ * sequence a page is read only where mincore(2) says it is resident
+ * (written, moved, or installed by uspf's fault-around); an accessible page
+ * that is not resident reads as zeros without being touched (all arena
+ * memory is anonymous, zero-filled), on each side by its own mincore(2).
+ * A page with no access (unmapped, PROT_NONE) is touched: that fault is a
+ * signal and installs nothing.  Writes fault a page in as they like (a
+ * write fault gives the VMA an anon_vma on both sides).  At the end of a
+ * run, read_sweep() reads every accessible page of both arenas for real.
+ * --read-untouched reads for real throughout (and compares no boundaries).
+ */
+static bool accessible(const struct page_state *ps)
+{
+	return ps->mapped && ps->prot != PROT_NONE;
+}
+
+static bool read_page(unsigned long addr, const struct page_state *ps, unsigned char *out)
+{
+	unsigned char vec = 0;
+
+	if (!opt.read_untouched && accessible(ps) && !syscall(SYS_mincore, addr, PG, &vec) &&
+	    !(vec & 1)) {
+		memset(out, 0, SAMPLE);
+		return false;
+	}
+	return sample_page(addr, out);
+}
+
+/* The read operation, on both arenas. */
+static void read_op(struct run *r, const struct op *op, struct result *p, struct result *u)
+{
+	unsigned long i = op->off / PG;
+
+	if (read_maps(r)) {
+		/* Cannot tell: a real read, as --read-untouched. */
+		p->sig = sample_page(r->plain + op->off, p->bytes);
+		u->sig = sample_page(r->uspf + op->off, u->bytes);
+		return;
+	}
+	real_state(r, r->plain, &st_plain);
+	real_state(r, r->uspf, &st_uspf);
+	p->sig = read_page(r->plain + op->off, &st_plain.pg[i], p->bytes);
+	u->sig = read_page(r->uspf + op->off, &st_uspf.pg[i], u->bytes);
 }
 
 /*
@@ -1044,10 +1161,10 @@ static void check_state(struct run *r, unsigned int at, struct diff *d)
 	for (unsigned long i = 0; i < opt.pages && !class_allowed("state"); i++) {
 		bool psig, usig;
 
-		if (!(st_plain.pg[i].prot & PROT_READ) || !(st_uspf.pg[i].prot & PROT_READ))
+		if (!accessible(&st_plain.pg[i]) || !accessible(&st_uspf.pg[i]))
 			continue;
-		psig = sample_page(r->plain + i * PG, pb);
-		usig = sample_page(r->uspf + i * PG, ub);
+		psig = read_page(r->plain + i * PG, &st_plain.pg[i], pb);
+		usig = read_page(r->uspf + i * PG, &st_uspf.pg[i], ub);
 		if (psig == usig && !memcmp(pb, ub, SAMPLE))
 			continue;
 		bytes_str(pb, ps);
@@ -1056,11 +1173,55 @@ static void check_state(struct run *r, unsigned int at, struct diff *d)
 			 i, i * PG, psig ? "signal" : "ok", ps, usig ? "signal" : "ok", us);
 		return;
 	}
+	if (opt.read_untouched) {
+		/*
+		 * A read of an untouched page gave uspf's VMA an anon_vma the
+		 * plain one lacks: their boundaries may part.  The model must
+		 * still follow its own kernel's.
+		 */
+		if (!class_allowed("boundary"))
+			bounds_differ(&st_uspf, &st_model, "kernel (uspf)", "model", "boundary", at, d);
+		return;
+	}
 	if (!class_allowed("boundary") &&
 	    bounds_differ(&st_plain, &st_model, "kernel (plain)", "model", "boundary", at, d))
 		return;
 	if (!class_allowed("real-boundary"))
 		bounds_differ(&st_plain, &st_uspf, "plain", "uspf's real VMAs", "real-boundary", at, d);
+}
+
+/*
+ * The end of a run, after the last comparison of boundaries: read every
+ * page accessible on both sides for real, faulting in those never touched
+ * (uspf's read-fault path: UFFDIO_ZEROPAGE, UFFDIO_COPY, fault-around).
+ */
+static void read_sweep(struct run *r, unsigned int at, struct diff *d)
+{
+	unsigned char pb[SAMPLE], ub[SAMPLE];
+	char ps[2 * SAMPLE + 1], us[2 * SAMPLE + 1];
+	int ret = read_maps(r);
+
+	if (ret) {
+		diff_set(d, "read-sweep", OP_ANY, at, "/proc/self/maps: %s", strerror(-ret));
+		return;
+	}
+	real_state(r, r->plain, &st_plain);
+	real_state(r, r->uspf, &st_uspf);
+	for (unsigned long i = 0; i < opt.pages; i++) {
+		bool psig, usig;
+
+		if (!accessible(&st_plain.pg[i]) || !accessible(&st_uspf.pg[i]))
+			continue;
+		psig = sample_page(r->plain + i * PG, pb);
+		usig = sample_page(r->uspf + i * PG, ub);
+		if (psig == usig && !memcmp(pb, ub, SAMPLE))
+			continue;
+		bytes_str(pb, ps);
+		bytes_str(ub, us);
+		diff_set(d, "read-sweep", OP_ANY, at, "final read of page %lu (A+%#lx): plain %s %s, "
+			 "uspf %s %s", i, i * PG, psig ? "signal" : "ok", ps, usig ? "signal" : "ok", us);
+		return;
+	}
 }
 
 /*
@@ -1089,13 +1250,15 @@ static int run_seq(const struct run *tmpl, const struct op *ops, unsigned int n,
 
 		cur_op = op->idx;
 		op_str(op, cur_text, sizeof(cur_text));
-		if (opt.nr_allow && op->kind != OP_READ && op->kind != OP_WRITE)
+		if (op->kind != OP_READ && op->kind != OP_WRITE)
 			skip = allowed_skip(&r, op);
 		if (skip) {
 			if (verbose)
 				printf("  #%u %s: skipped (%s allowed)\n", op->idx,
 				       op_str(op, text, sizeof(text)), skip->name);
-		} else if (op->kind == OP_READ || op->kind == OP_WRITE) {
+		} else if (op->kind == OP_READ) {
+			read_op(&r, op, &p, &u);
+		} else if (op->kind == OP_WRITE) {
 			access_op(&r, op, r.plain, &p);
 			access_op(&r, op, r.uspf, &u);
 		} else {
@@ -1113,6 +1276,8 @@ static int run_seq(const struct run *tmpl, const struct op *ops, unsigned int n,
 		unmap_outside(&r, &p, &u);
 		if (!d->found && (i + 1 == n || (r.check_every && (i + 1) % r.check_every == 0)))
 			check_state(&r, i, d);
+		if (!d->found && i + 1 == n && !class_allowed("read-sweep"))
+			read_sweep(&r, i, d);
 	}
 	alarm(0);
 	run_end(&r);
@@ -1147,7 +1312,7 @@ static unsigned int shrink(const struct run *tmpl, struct op *seq, unsigned int 
 	*last = *want;
 	if (run_seq(&r, seq, n, false, &d) || !same_difference(want, &d)) {
 		/*
-		 * The checks read every readable page, and a read fault is not
+		 * With --read-untouched the checks fault pages in, which is not
 		 * the same on both sides (UFFDIO_ZEROPAGE prepares an anon_vma,
 		 * which changes later merges): shrink at the run's own cadence.
 		 */
@@ -1228,10 +1393,11 @@ static int run_one(uint64_t seed, enum uspf_policy_id policy, unsigned int fault
 		return 0;
 	}
 	report(&r, ops, &d);
-	if (!opt.shrink) {
+	if (!opt.shrink || !opt.max_shrinks) {
 		free(ops);
 		return 1;
 	}
+	opt.max_shrinks--;
 	cadence = r.check_every;
 	n = shrink(&r, ops, d.at + 1, &d, &last, &cadence);
 	printf("  minimal sequence, %u op%s (fresh arenas, state compared after every %u "
@@ -1272,6 +1438,7 @@ static void parse_allow(const char *list)
 {
 	static const char *const classes[] = {
 		"result", "access", "moved", "state", "model", "boundary", "real-boundary",
+		"read-sweep",
 	};
 	char buf[512], *save = NULL;
 
@@ -1285,7 +1452,8 @@ static void parse_allow(const char *list)
 			ok |= allowed_table[i].finding && !strcmp(t, allowed_table[i].name);
 		if (!ok || opt.nr_allow >= 16)
 			usage_error("--allow", "a comma-separated list of difference classes (result, "
-				    "access, moved, state, model, boundary, real-boundary) and known "
+				    "access, moved, state, model, boundary, real-boundary, read-sweep) "
+				    "and known "
 				    "findings (see --list-allowed)");
 		snprintf(opt.allow[opt.nr_allow++], sizeof(opt.allow[0]), "%s", t);
 	}
@@ -1352,6 +1520,10 @@ static void parse_args(int argc, char **argv)
 								     "0 (no shrinking)..86400");
 			opt.shrink = opt.shrink_seconds > 0;
 			i++;
+		} else if (!strcmp(a, "--max-shrinks")) {
+			opt.max_shrinks = (unsigned int)parse_num(v, "--max-shrinks", 0, ~0u,
+								  "0 (report only)..4294967295");
+			i++;
 		} else if (!strcmp(a, "--watchdog")) {
 			opt.watchdog = (unsigned int)parse_num(v, "--watchdog", 1, 86400, "1..86400 seconds");
 			i++;
@@ -1362,6 +1534,8 @@ static void parse_args(int argc, char **argv)
 				       allowed_table[k].finding ? "(--allow) " : "",
 				       allowed_table[k].doc);
 			exit(0);
+		} else if (!strcmp(a, "--read-untouched")) {
+			opt.read_untouched = true;
 		} else if (!strcmp(a, "--verbose")) {
 			opt.verbose = true;
 		} else if (!strcmp(a, "--long")) {
@@ -1369,13 +1543,14 @@ static void parse_args(int argc, char **argv)
 		} else if (!strcmp(a, "--help")) {
 			printf("usage: differential [--seed N] [--seeds N] [--ops N] [--pages N]\n"
 			       "  [--policy NAME|all] [--fault-around N[,N...]] [--check-every K]\n"
-			       "  [--allow CLASS[,CLASS...]] [--shrink-seconds S] [--watchdog S]\n"
-			       "  [--list-allowed] [--long] [--verbose]\n");
+			       "  [--allow CLASS[,CLASS...]] [--shrink-seconds S] [--max-shrinks N]\n"
+			       "  [--watchdog S] [--list-allowed] [--read-untouched] [--long] [--verbose]\n");
 			exit(0);
 		} else {
 			usage_error("argument", "--seed, --seeds, --ops, --pages, --policy, "
-				    "--fault-around, --check-every, --allow, --shrink-seconds, "
-				    "--watchdog, --list-allowed, --long, --verbose, --help");
+				    "--fault-around, --check-every, --allow, --shrink-seconds, --max-shrinks, "
+				    "--watchdog, --list-allowed, --read-untouched, --long, --verbose, "
+				    "--help");
 		}
 	}
 	if (is_long) {
