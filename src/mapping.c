@@ -563,6 +563,8 @@ int uspf_mmap(struct uspf *u, void *addr, size_t len, int prot, int flags,
 	if (!backing)
 		backing = &zero;
 	mm = &u->mm;
+	if (backing->kind != USPF_BACKING_ZERO)
+		atomic_store_explicit(&u->contents_mapped, true, memory_order_relaxed);
 	vma = vm_area_alloc(mm);
 	if (!vma)
 		return -ENOMEM;
@@ -879,17 +881,61 @@ static int mremap_moved(struct uspf *u, struct uspf_vma *vma, unsigned long new,
 static int register_after_move(struct uspf *u, const struct kernel_vma *src, unsigned long new,
 			       size_t new_len)
 {
+	unsigned long range[2][2] = { { new, new + new_len }, { src->start, src->end } };
 	struct kernel_vma kv;
-	int ret = 0;
+	unsigned long addr;
+	int i, ret;
 
-	if (src->end > src->start)
-		ret = register_range(u, src->start, src->end);
-	if (ret)
-		return ret;
-	if (!kernel_vma_find(&u->kmaps, new, &kv) && kv.start <= new)
-		return register_range(u, kv.start, kv.end);
-	/* No kernel to ask: the moved range and every model VMA touching it. */
-	return register_range(u, model_run_start(&u->mm, new), model_run_end(&u->mm, new + new_len));
+	/*
+	 * A real VMA at a time, in one call each: registering part of an
+	 * unregistered real VMA splits it, and the rest registered after
+	 * does not join it again.  The target's first: it may have swallowed
+	 * the source's rest.
+	 */
+	for (i = 0; i < 2; i++) {
+		for (addr = range[i][0]; addr < range[i][1]; addr = kv.end) {
+			if (kernel_vma_find(&u->kmaps, addr, &kv))
+				break;
+			if (kv.start >= range[i][1])
+				break;
+			ret = register_range(u, kv.start, kv.end);
+			if (ret)
+				return ret;
+		}
+		if (addr < range[i][1] && u->kmaps.fd < 0) {
+			/* No kernel to ask: every model VMA touching the range. */
+			ret = register_range(u, model_run_start(&u->mm, range[i][0]),
+					     model_run_end(&u->mm, range[i][1]));
+			if (ret)
+				return ret;
+		}
+	}
+	return 0;
+}
+
+/*
+ * After a real call that failed: each listed VMA whose memory the kernel
+ * still has is attached again, each whose memory is gone (mremap_to()
+ * unmaps the target and a shrinking tail before it may fail) leaves the
+ * model.
+ */
+static void detach_settle(struct uspf *u, struct uspf_vma *gone)
+{
+	struct uspf_vma *next;
+	struct kernel_vma kv;
+
+	for (; gone; gone = next) {
+		next = gone->detach_next;
+		if (kernel_vma_find(&u->kmaps, gone->vm_start, &kv) == -ENOENT ||
+		    (u->kmaps.fd >= 0 && kv.start >= gone->vm_end)) {
+			vma_erase(&u->mm, gone);
+			gone->detach_next = NULL;
+			detach_finish(gone);
+		} else {
+			vma_mark_attached(gone);
+			vm_write_end(gone);
+		}
+	}
 }
 
 /*
@@ -929,8 +975,9 @@ int uspf_mremap(struct uspf *u, void *old_addr, size_t old_len, size_t new_len,
 	unsigned long lock_start, lock_end, p = 0;
 	bool dontunmap = flags & MREMAP_DONTUNMAP, hide;
 	struct kernel_vma src = { 0, 0, 0 };
-	struct uspf_vma *vma, *target = NULL;
+	struct uspf_vma *vma, *target = NULL, *tail = NULL;
 	struct uspf_mm *mm;
+	size_t move_len;
 	int prot, ret;
 
 	if (!u || !out || !range_valid(old, old_len) || !new_len)
@@ -969,12 +1016,22 @@ int uspf_mremap(struct uspf *u, void *old_addr, size_t old_len, size_t new_len,
 			*out = old_addr;
 		goto out;
 	}
-	/* Growing or moving: the old range must lie in one VMA. */
-	if (vma->vm_end < old + old_len) {
+	/*
+	 * Growing or moving: what moves must lie in one VMA.  A FIXED move
+	 * that also shrinks drops the tail first, as by munmap, holes and
+	 * all (mremap_to()): only the part that moves must.
+	 */
+	move_len = (flags & MREMAP_FIXED) && new_len < old_len ? new_len : old_len;
+	if (vma->vm_end < old + move_len) {
 		ret = -EFAULT;
 		goto out;
 	}
-	ret = split_at_edges(mm, old, old + old_len);
+	if (move_len < old_len) {
+		ret = detach_range(mm, old + move_len, old + old_len, &tail);
+		if (ret)
+			goto fail;
+	}
+	ret = split_at_edges(mm, old, old + move_len);
 	if (ret)
 		goto fail;
 	/*
@@ -991,7 +1048,7 @@ int uspf_mremap(struct uspf *u, void *old_addr, size_t old_len, size_t new_len,
 	if (kernel_vma_find(&u->kmaps, old, &src) || src.start > old) {
 		/* No kernel to ask: the model VMAs touching the source stand in for its real VMA. */
 		src.start = model_run_start(mm, old);
-		src.end = model_run_end(mm, old + old_len);
+		src.end = model_run_end(mm, old + move_len);
 	}
 	vma = find_vma(mm, old);
 	prot = vma->vm_prot;
@@ -1005,24 +1062,30 @@ int uspf_mremap(struct uspf *u, void *old_addr, size_t old_len, size_t new_len,
 	}
 	ptl_lock_range(&mm->ptl, lock_start, lock_end);
 	/*
-	 * A range that may move travels PROT_NONE: the move drops the
-	 * registration of whatever it merges with (register_after_move()
-	 * restores it), and a PROT_NONE range merges with no accessible
-	 * neighbour, so no accessible page is ever unregistered; a FIXED
-	 * target known to other threads faults instead of reading zeros.  It
-	 * gets its protection back once registered again.  With
-	 * MREMAP_DONTUNMAP the old range stays mapped, PROT_NONE like the
-	 * range it was copied to: it too gets its protection back.
+	 * The move drops the registration of whatever the moved range merges
+	 * with (register_after_move() restores it): until then the kernel
+	 * serves an untouched page there itself, with zeros.  For zero-filled
+	 * memory that is the right content; once the runtime has mapped a
+	 * backing with contents, a range that may move travels PROT_NONE: it
+	 * merges with no accessible neighbour, so no accessible page is ever
+	 * unregistered, and a FIXED target known to other threads faults
+	 * instead of reading zeros.  It gets its protection back once
+	 * registered again.  With MREMAP_DONTUNMAP the old range stays
+	 * mapped, PROT_NONE like the range it was copied to: it too gets its
+	 * protection back.  (Hiding splits the source from its VMA, which
+	 * mremap(2) never does: uspf(7) says what that changes.)
 	 */
-	hide = (flags & MREMAP_MAYMOVE) && prot != PROT_NONE;
-	ret = hide ? sys_ret(syscall(SYS_mprotect, old, old_len, PROT_NONE)) : 0;
+	hide = (flags & MREMAP_MAYMOVE) && prot != PROT_NONE &&
+	       atomic_load_explicit(&u->contents_mapped, memory_order_relaxed);
+	ret = hide ? sys_ret(syscall(SYS_mprotect, old, move_len, PROT_NONE)) : 0;
 	if (!ret) {
 		vma_zapped(vma);	/* its pages leave (a shrink of the model follows) */
 		zapped_listed(target);
+		zapped_listed(tail);
 		p = (unsigned long)syscall(SYS_mremap, old, old_len, new_len, flags, newa);
 		ret = p == (unsigned long)-1 ? -errno : 0;
 		if (ret && hide)
-			syscall(SYS_mprotect, old, old_len, prot);
+			syscall(SYS_mprotect, old, move_len, prot);
 	}
 	/*
 	 * Moved: the old VMA is dead before the PTLs go, so a commit that
@@ -1037,11 +1100,15 @@ int uspf_mremap(struct uspf *u, void *old_addr, size_t old_len, size_t new_len,
 	ptl_unlock_range(&mm->ptl, lock_start, lock_end);
 	if (ret) {
 		vm_write_end(vma);
-		detach_cancel(target);
+		/* The kernel may have unmapped the target and the tail before it failed. */
+		detach_settle(u, target);
+		detach_settle(u, tail);
 		goto fail;
 	}
 	detach_erase(mm, target);
 	detach_finish(target);
+	detach_erase(mm, tail);
+	detach_finish(tail);
 	if (p == old) {
 		/*
 		 * Grown in place into space the kernel found free.  A model VMA

@@ -28,6 +28,7 @@ struct uspf {
 	atomic_bool stop;
 	int stop_fd;			/* eventfd: ends every intake wait */
 	struct kernel_maps kmaps;	/* the writers ask the kernel (mapping.c) */
+	atomic_bool contents_mapped;	/* a backing other than zeros was ever mapped */
 	const void *zero_area;		/* fault_around pages that read as zero */
 	/* The bench's `raw` reference: faults here skip the model (runtime_set_raw). */
 	unsigned long raw_start, raw_end;
