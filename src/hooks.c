@@ -49,6 +49,11 @@ const struct uspf_inject_info inject_info[NR_INJECTIONS] = {
 		"lock_vma_under_rcu() skips the range re-check after the reference" },
 	[INJ_REFCNT_PUT_BEFORE_COMMIT] = { "refcnt-put-before-commit", "pervma-refcnt",
 		"vma_end_read() before the commit instead of after" },
+	[INJ_RWSEM_END_READ_OUTSIDE_RCU] = { "rwsem-end-read-outside-rcu", "pervma-rwsem",
+		"vma_end_read() leaves RCU before up_read(): the VMA can be freed inside it",
+		/* Readers held inside up_read() while writers free VMAs under them. */
+		(const char *const[]){ "--slots", "2", "--writers", "3", "--stall", "end-read",
+				       "--ops", "remap,map-over", NULL } },
 };
 
 int inject_from_name(const char *name, enum uspf_inject *out)
@@ -58,6 +63,30 @@ int inject_from_name(const char *name, enum uspf_inject *out)
 	for (i = 0; name && i < NR_INJECTIONS; i++) {
 		if (!strcmp(name, inject_info[i].name)) {
 			*out = (enum uspf_inject)i;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+void runtime_set_stall_hook(struct uspf *u, stall_fn fn, void *arg)
+{
+	u->mm.stall_arg = arg;
+	atomic_store_explicit(&u->mm.stall_fn, fn, memory_order_release);
+}
+
+void runtime_arm_stalls(struct uspf *u, uint64_t mask)
+{
+	atomic_store_explicit(&u->mm.stall_armed, mask, memory_order_relaxed);
+}
+
+int stall_point_from_name(const char *name, enum stall_point *out)
+{
+	unsigned int i;
+
+	for (i = 0; name && i < NR_STALL_POINTS; i++) {
+		if (!strcmp(name, stall_point_name((enum stall_point)i))) {
+			*out = (enum stall_point)i;
 			return 0;
 		}
 	}

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "mm/inject.h"
+#include "mm/mm.h"
 
 struct uspf;
 
@@ -43,6 +44,17 @@ extern const struct uspf_inject_info inject_info[NR_INJECTIONS];
 
 /* -EINVAL for an unknown name. */
 int inject_from_name(const char *name, enum uspf_inject *out);
+
+/*
+ * Stall points (mm/mm.h enum stall_point).  A test's hook is called at
+ * every point a fault path passes with debug checks on, and may hold the
+ * thread there (NULL: none).  The torture arms a mask of points instead,
+ * at which threads stall at random (0: all of them).
+ */
+void runtime_set_stall_hook(struct uspf *u, stall_fn fn, void *arg);
+void runtime_arm_stalls(struct uspf *u, uint64_t mask);
+/* -EINVAL for an unknown name. */
+int stall_point_from_name(const char *name, enum stall_point *out);
 
 /* Switch injections on (a mask of 1 << enum uspf_inject) and debug checks. */
 void runtime_set_debug(struct uspf *u, uint64_t inject_mask, bool debug_checks);

@@ -98,6 +98,8 @@ struct torture_opts {
 	double watchdog;
 	uint64_t inject_mask;
 	unsigned int ops_mask;		/* 1 << index in op_mix[]: what writers do */
+	uint64_t stall_mask;		/* 1 << enum stall_point: where threads stall (0: random) */
+	bool stall_random;		/* --stall random: a subset drawn from the seed */
 	bool debug_checks;		/* the runtimes' invariant checks (default on) */
 	bool quiet;
 	struct uspf_config cfg;
@@ -1132,6 +1134,7 @@ enum {
 	OPT_OPS,
 	OPT_NO_DEBUG_CHECKS,
 	OPT_QUIET,
+	OPT_STALL,
 };
 
 static const struct option long_options[] = {
@@ -1150,6 +1153,7 @@ static const struct option long_options[] = {
 	{ "ops",		required_argument,	NULL, OPT_OPS },
 	{ "no-debug-checks",	no_argument,		NULL, OPT_NO_DEBUG_CHECKS },
 	{ "quiet",		no_argument,		NULL, OPT_QUIET },
+	{ "stall",		required_argument,	NULL, OPT_STALL },
 	{ "help",		no_argument,		NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -1195,6 +1199,9 @@ static void torture_usage(FILE *out)
 "  --watchdog SECONDS     an access in progress longer than this is a lost fault (default 5)\n"
 "  --ops LIST             what writers do, a comma list of remap, map-over, mprotect,\n"
 "                         mprotect-part, dontneed, mremap, extra; or all (default)\n"
+"  --stall LIST           where threads stall now and then, a comma list of lookup,\n"
+"                         checked, locked, snapshot, filled, end-read; all (default);\n"
+"                         or random: a subset drawn from the seed\n"
 "  --no-debug-checks      leave the runtimes' invariant checks off: data checks only\n"
 "  --quiet                print only the result line\n"
 "  -h, --help             this text\n",
@@ -1247,6 +1254,37 @@ static int check_config(const struct torture_opts *o, const char *flag, const ch
 }
 
 /* A comma list of op_mix[] names, or all. */
+static int parse_stall(const char *s, uint64_t *mask, bool *random)
+{
+	const char *p = s, *end;
+	enum stall_point sp;
+	char name[32];
+	size_t len;
+	uint64_t m = 0;
+
+	*random = !strcmp(s, "random");
+	if (*random || !strcmp(s, "all")) {
+		*mask = (1ull << NR_STALL_POINTS) - 1;
+		return 0;
+	}
+	for (;;) {
+		end = strchr(p, ',');
+		len = end ? (size_t)(end - p) : strlen(p);
+		if (len >= sizeof(name))
+			return -EINVAL;
+		memcpy(name, p, len);
+		name[len] = '\0';
+		if (stall_point_from_name(name, &sp))
+			return -EINVAL;
+		m |= 1ull << sp;
+		if (!end)
+			break;
+		p = end + 1;
+	}
+	*mask = m;
+	return 0;
+}
+
 static int parse_ops(const char *s, unsigned int *mask)
 {
 	const char *p = s, *end;
@@ -1355,6 +1393,11 @@ static int parse_one(struct torture_opts *o, int opt, const char *val)
 			return bad_value("--ops", val, "a comma list of remap, map-over, mprotect, "
 					 "mprotect-part, dontneed, mremap, extra; or all");
 		return 0;
+	case OPT_STALL:
+		if (parse_stall(val, &o->stall_mask, &o->stall_random))
+			return bad_value("--stall", val, "a comma list of lookup, checked, locked, "
+					 "snapshot, filled, end-read; all; or random");
+		return 0;
 	case OPT_NO_DEBUG_CHECKS:
 		o->debug_checks = false;
 		return 0;
@@ -1425,6 +1468,7 @@ static int parse_args(int argc, char **argv, struct torture_opts *o)
 	o->slots = 16;
 	o->watchdog = 5;
 	o->ops_mask = (1u << NR_OP_MIX) - 1;
+	o->stall_mask = (1ull << NR_STALL_POINTS) - 1;
 	o->debug_checks = true;
 	uspf_config_init(&o->cfg);
 
@@ -1461,11 +1505,27 @@ static int parse_args(int argc, char **argv, struct torture_opts *o)
 		return ret;
 	if (!seed_set)
 		o->seed = clock_seed();
+	/* Drawn from the seed, never empty: the run is reproducible from what it prints. */
+	while (o->stall_random && !(o->stall_mask = mix64(o->seed ^ o->stall_mask) &
+				    ((1ull << NR_STALL_POINTS) - 1)))
+		;
 	o->cfg.policy = o->policy;
 	return -1;
 }
 
 /* ---- output ---- */
+
+static void stall_names(uint64_t mask, char *buf, size_t len)
+{
+	size_t off = 0;
+	unsigned int i;
+
+	buf[0] = '\0';
+	for (i = 0; i < NR_STALL_POINTS && off < len; i++)
+		if (mask & (1ull << i))
+			off += (size_t)snprintf(buf + off, len - off, "%s%s", off ? "," : "",
+						stall_point_name((enum stall_point)i));
+}
 
 static void injection_names(uint64_t mask, char *buf, size_t len)
 {
@@ -1504,6 +1564,12 @@ static void print_reproduce(const struct torture_opts *o)
 			}
 		}
 	}
+	if (o->stall_mask != (1ull << NR_STALL_POINTS) - 1) {
+		char names[128];
+
+		stall_names(o->stall_mask, names, sizeof(names));
+		printf(" --stall %s", names);
+	}
 	if (!o->debug_checks)
 		printf(" --no-debug-checks");
 	printf("\n");
@@ -1536,13 +1602,14 @@ static void print_failure_and_exit(struct torture *t)
 static void print_header(const struct torture *t)
 {
 	const struct torture_opts *o = &t->o;
-	char inj[512];
+	char inj[512], stalls[128];
 
 	injection_names(o->inject_mask, inj, sizeof(inj));
+	stall_names(o->stall_mask, stalls, sizeof(stalls));
 	printf("uspf torture: policy %s, seed %llu, %g s, %u faulting threads, %u writers, "
-	       "%u mms of %u slots x %u pages, watchdog %g s, injections: %s\n",
+	       "%u mms of %u slots x %u pages, watchdog %g s, stalls at %s, injections: %s\n",
 	       uspf_policy_name(o->policy), (unsigned long long)o->seed, o->seconds, o->threads,
-	       o->writers, o->mms, o->slots, SLOT_PAGES, o->watchdog, inj);
+	       o->writers, o->mms, o->slots, SLOT_PAGES, o->watchdog, stalls, inj);
 	fflush(stdout);
 }
 
@@ -1709,6 +1776,7 @@ static int setup_mm(struct torture *t, unsigned int m)
 	}
 	t->nr_mms = m + 1;
 	runtime_set_debug(mm->u, t->o.inject_mask, t->o.debug_checks);
+	runtime_arm_stalls(mm->u, t->o.stall_mask);
 	mm->slots = calloc(t->o.slots, sizeof(*mm->slots));
 	if (!mm->slots)
 		return -ENOMEM;

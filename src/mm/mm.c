@@ -47,7 +47,7 @@ struct uspf_vma *vma_lookup(struct uspf_mm *mm, unsigned long addr)
 	return vma_index_lookup(&mm->index, addr);
 }
 
-void torture_stall(void)
+void torture_stall(uint64_t max_ns)
 {
 	static __thread uint64_t rng;
 	uint64_t t0, ns;
@@ -59,14 +59,46 @@ void torture_stall(void)
 	rng ^= rng << 17;
 	if (rng % 8)
 		return;
-	/* 20 to 200 us: long enough for a writer's syscalls to run meanwhile. */
-	ns = 20000 + (rng >> 8) % 180000;
+	/* 20 us to max_ns: long enough for a writer's syscalls to run meanwhile. */
+	ns = 20000 + (rng >> 8) % (max_ns - 20000);
 	if ((rng >> 40) & 1) {
 		sched_yield();
 		return;
 	}
 	for (t0 = uspf_now_ns(); uspf_now_ns() - t0 < ns; )
 		__builtin_ia32_pause();
+}
+
+static const char *const stall_names[NR_STALL_POINTS] = {
+	[STALL_LOOKUP] = "lookup",
+	[STALL_CHECKED] = "checked",
+	[STALL_LOCKED] = "locked",
+	[STALL_SNAPSHOT] = "snapshot",
+	[STALL_FILLED] = "filled",
+	[STALL_END_READ] = "end-read",
+};
+
+const char *stall_point_name(enum stall_point p)
+{
+	return (unsigned int)p < NR_STALL_POINTS ? stall_names[p] : NULL;
+}
+
+void mm_stall(struct uspf_mm *mm, enum stall_point p)
+{
+	stall_fn fn = atomic_load_explicit(&mm->stall_fn, memory_order_acquire);
+	uint64_t armed;
+
+	if (fn) {
+		fn(mm, p, mm->stall_arg);
+		return;
+	}
+	armed = atomic_load_explicit(&mm->stall_armed, memory_order_relaxed);
+	/*
+	 * Inside up_read() the window must outlast a writer, the grace period
+	 * and the callback worker's turn on a CPU: up to 2 ms there.
+	 */
+	if (!armed || (armed & (1ull << p)))
+		torture_stall(p == STALL_END_READ ? 2000000 : 200000);
 }
 
 void mm_violation(struct uspf_mm *mm, const char *fmt, ...)

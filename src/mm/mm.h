@@ -29,6 +29,26 @@
 
 struct uffd;
 struct vma_lock_ops;
+struct uspf_mm;
+
+/*
+ * The named steps where a protocol's window is a few instructions wide.
+ * With debug checks on, stall_at() stalls there now and then (the
+ * torture arms a seeded subset of them per run, mm->stall_armed), or
+ * calls a test's hook, which can hold the thread there while the test
+ * plays the writer (mm->stall_fn: deterministic interleavings).
+ */
+enum stall_point {
+	STALL_LOOKUP,		/* found the VMA under RCU; not yet locked or referenced */
+	STALL_CHECKED,		/* a check made; the lock it guards not yet taken */
+	STALL_LOCKED,		/* read-locked or referenced; its re-checks not yet made */
+	STALL_SNAPSHOT,		/* speculative: fields read, not yet filled */
+	STALL_FILLED,		/* the page filled; the commit's PTL not yet taken */
+	STALL_END_READ,		/* vma_end_read(): the lock word released, up_read() not returned */
+	NR_STALL_POINTS
+};
+
+typedef void (*stall_fn)(struct uspf_mm *mm, enum stall_point p, void *arg);
 
 struct uspf_mm {
 	struct rw_semaphore mmap_lock;
@@ -65,6 +85,9 @@ struct uspf_mm {
 	atomic_bool violation_ready;
 	char violation[256];
 	const struct vma_lock_ops *vma_lock;	/* the policy's per-VMA lock, or NULL */
+	_Atomic uint64_t stall_armed;	/* stall points the torture stalls at (0: all) */
+	_Atomic stall_fn stall_fn;	/* a test's hook at every stall point, or NULL */
+	void *stall_arg;
 
 	/* Its own pages: the model above can be made read-only (inject.h). */
 	struct ptl_table ptl __attribute__((aligned(4096)));
@@ -77,17 +100,21 @@ struct uspf_mm {
  * guards), so that writers get to run inside it.  Thread-local state: no
  * shared write, and nothing at all when debug checks are off.
  */
-void torture_stall(void);
+void torture_stall(uint64_t max_ns);
 
 static inline bool mm_debug_checks(const struct uspf_mm *mm)
 {
 	return atomic_load_explicit((atomic_bool *)&mm->debug_checks, memory_order_relaxed);
 }
 
-static inline void torture_window(const struct uspf_mm *mm)
+
+void mm_stall(struct uspf_mm *mm, enum stall_point p);
+const char *stall_point_name(enum stall_point p);
+
+static inline void stall_at(struct uspf_mm *mm, enum stall_point p)
 {
 	if (__builtin_expect(mm_debug_checks(mm), 0))
-		torture_stall();
+		mm_stall(mm, p);
 }
 
 /* Record an invariant violation (debug checks); the first is described. */

@@ -198,10 +198,14 @@ bool down_read_trylock_exclusive(struct rw_semaphore *sem)
 	return false;
 }
 
-void up_read(struct rw_semaphore *sem)
+uint32_t up_read_release(struct rw_semaphore *sem)
 {
-	uint32_t old = atomic_fetch_sub_explicit(&sem->state, 1, memory_order_release);
+	return atomic_fetch_sub_explicit(&sem->state, 1, memory_order_release);
+}
 
+/* Still touches the lock word: the caller keeps the semaphore's memory alive. */
+void up_read_wake(struct rw_semaphore *sem, uint32_t old)
+{
 	/* Only the last reader can let a sleeper (a writer) in. */
 	if ((old & RWSEM_READER_MASK) != 1 || !(old & RWSEM_SLEEPERS))
 		return;
@@ -209,6 +213,11 @@ void up_read(struct rw_semaphore *sem)
 					memory_order_relaxed);
 	if (old & RWSEM_SLEEPERS)
 		rwsem_futex_wake(sem);
+}
+
+void up_read(struct rw_semaphore *sem)
+{
+	up_read_wake(sem, up_read_release(sem));
 }
 
 /* One attempt to take a word seen as `*s` for write; updates *s on failure. */

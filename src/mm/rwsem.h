@@ -40,6 +40,14 @@ void down_read(struct rw_semaphore *sem);
 bool down_read_trylock(struct rw_semaphore *sem);
 bool down_read_trylock_exclusive(struct rw_semaphore *sem);
 void up_read(struct rw_semaphore *sem);
+/*
+ * up_read() in its two halves, for a caller that must show what happens
+ * between them (the lock word released, a sleeper not yet woken: the
+ * window in which a writer can take the lock and free the object the
+ * semaphore lives in).  up_read() == up_read_wake(sem, up_read_release(sem)).
+ */
+uint32_t up_read_release(struct rw_semaphore *sem);
+void up_read_wake(struct rw_semaphore *sem, uint32_t old);
 void down_write(struct rw_semaphore *sem);
 bool down_write_trylock(struct rw_semaphore *sem);
 void up_write(struct rw_semaphore *sem);

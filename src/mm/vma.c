@@ -147,11 +147,25 @@ void vm_area_free(struct uspf_vma *vma)
 
 static void vm_area_free_cb(struct rcu_head *head)
 {
+	struct uspf_vma *vma = caa_container_of(head, struct uspf_vma, rcu);
+
+	/*
+	 * The grace period is over: no reader may still be touching the VMA.
+	 * One inside up_read() of its lock means vma_end_read() left RCU
+	 * before releasing it (6.4 wraps that up_read() in RCU exactly to keep
+	 * the VMA alive till the end of it).  VMA memory is never returned to
+	 * the system here, so the debug check is the only one to notice.
+	 */
+	if (mm_debug_checks(vma->vm_mm) &&
+	    atomic_load_explicit(&vma->vm_end_readers, memory_order_acquire))
+		mm_violation(vma->vm_mm, "VMA [%#lx, %#lx) freed after its grace period while a "
+			     "reader was still inside up_read() of its lock", vma->vm_start,
+			     vma->vm_end);
 	/*
 	 * This runs on the callback worker (mm/call_rcu.c), a runtime thread:
 	 * what it allocates never comes from uspf memory.
 	 */
-	vm_area_free(caa_container_of(head, struct uspf_vma, rcu));
+	vm_area_free(vma);
 }
 
 void vm_area_free_rcu(struct uspf_vma *vma)

@@ -75,6 +75,7 @@ struct uspf_vma {
 	_Atomic unsigned int vm_lock_seq;	/* == mm_lock_seq while write-locked */
 	_Atomic unsigned int vm_zaps;	/* debug: zaps of its pages, bumped with the PTLs held */
 	struct rw_semaphore vm_lock;	/* pervma-rwsem: the VMA's read/write lock */
+	atomic_uint vm_end_readers;	/* debug: readers inside vma_end_read()'s up_read() */
 	atomic_uint vm_refcnt;		/* pervma-refcnt: 0 detached, 1 attached, +readers */
 	struct uspf_mm *vm_mm;
 	struct uspf_file *vm_file;	/* file-backed: its file and i_mmap */

@@ -93,10 +93,10 @@ static enum vma_read vma_start_read(struct uspf_mm *mm, struct uspf_vma *vma)
 
 	if (vma_is_write_locked(vma, mm_lock_seq(mm)))
 		return VMA_READ_ABORT;
-	torture_window(mm);
+	stall_at(mm, STALL_CHECKED);
 	if (!refcount_inc_not_zero_limited_acquire(&vma->vm_refcnt, &old, VMA_REF_LIMIT))
 		return old ? VMA_READ_ABORT : VMA_READ_MISS;	/* 0: detached under us */
-	torture_window(mm);
+	stall_at(mm, STALL_LOCKED);
 	/* Reused by another mm: never dereference what we did not check. */
 	if (CMM_LOAD_SHARED(vma->vm_mm) != mm && !inject(mm, INJ_REFCNT_NO_MM_CHECK)) {
 		vma_refcount_put(vma);
@@ -221,7 +221,7 @@ retry:
 	vma = vma_lookup(mm, addr);
 	if (!vma)
 		goto inval;
-	torture_window(mm);
+	stall_at(mm, STALL_LOOKUP);
 	switch (vma_start_read(mm, vma)) {
 	case VMA_READ_MISS:
 		/* Detached after the walk: the area was replaced; walk again. */

@@ -37,10 +37,10 @@ static bool vma_start_read(struct uspf_mm *mm, struct uspf_vma *vma)
 	/* Write-locked already: do not even touch the lock's cacheline. */
 	if (vma_is_write_locked(vma, mm_lock_seq(mm)))
 		return false;
-	torture_window(mm);
+	stall_at(mm, STALL_CHECKED);
 	if (!down_read_trylock(&vma->vm_lock))
 		return false;
-	torture_window(mm);
+	stall_at(mm, STALL_LOCKED);
 	/*
 	 * The writer may have stamped vm_lock_seq and released its rwsem
 	 * between the first check and the trylock: check again, now that a
@@ -53,9 +53,29 @@ static bool vma_start_read(struct uspf_mm *mm, struct uspf_vma *vma)
 	return true;
 }
 
-static void vma_end_read(struct uspf_vma *vma)
+/*
+ * include/linux/mm.h (6.4) vma_end_read(): the up_read() inside RCU, "to
+ * keep the vma alive till the end of up_read": once the lock word is
+ * released a writer can take the lock, detach the VMA and call_rcu() it,
+ * while up_read() still clears a waiter bit and wakes.
+ */
+static void vma_end_read(struct uspf_mm *mm, struct uspf_vma *vma)
 {
-	up_read(&vma->vm_lock);
+	bool in_rcu = !inject(mm, INJ_RWSEM_END_READ_OUTSIDE_RCU);
+	bool debug = mm_debug_checks(mm);
+	uint32_t old;
+
+	if (in_rcu)
+		rcu_read_lock();
+	if (debug)
+		atomic_fetch_add_explicit(&vma->vm_end_readers, 1, memory_order_relaxed);
+	old = up_read_release(&vma->vm_lock);
+	stall_at(mm, STALL_END_READ);
+	up_read_wake(&vma->vm_lock, old);
+	if (debug)
+		atomic_fetch_sub_explicit(&vma->vm_end_readers, 1, memory_order_release);
+	if (in_rcu)
+		rcu_read_unlock();
 }
 
 /* vma_start_write(): mmap write lock held; mm_lock_seq is odd and ours. */
@@ -79,9 +99,9 @@ bool vma_rwsem_start_read(struct uspf_mm *mm, struct uspf_vma *vma)
 	return vma_start_read(mm, vma);
 }
 
-void vma_rwsem_end_read(struct uspf_vma *vma)
+void vma_rwsem_end_read(struct uspf_mm *mm, struct uspf_vma *vma)
 {
-	vma_end_read(vma);
+	vma_end_read(mm, vma);
 }
 
 const struct vma_lock_ops vma_lock_rwsem = {
@@ -101,7 +121,7 @@ retry:
 	vma = vma_lookup(mm, addr);
 	if (!vma)
 		goto inval;
-	torture_window(mm);
+	stall_at(mm, STALL_LOOKUP);
 	/* Only anonymous VMAs are supported, and only with an anon_vma. */
 	if (!vma_is_anonymous(vma) || !CMM_LOAD_SHARED(vma->anon_vma))
 		goto inval;
@@ -109,12 +129,12 @@ retry:
 		goto inval;
 	/* vm_start/vm_end may have changed before we locked the VMA. */
 	if (addr < vma->vm_start || addr >= vma->vm_end) {
-		vma_end_read(vma);
+		vma_end_read(vmf->mm, vma);
 		goto inval;
 	}
 	/* Detached after we found it: the area was replaced; walk again. */
 	if (vma_is_detached(vma) && !inject(mm, INJ_RWSEM_NO_DETACHED_CHECK)) {
-		vma_end_read(vma);
+		vma_end_read(vmf->mm, vma);
 		count_event(vmf->h, USPF_C_VMA_LOCK_MISS);
 		goto retry;
 	}
@@ -139,7 +159,7 @@ static void pervma_rwsem_handle_fault(struct vm_fault *vmf)
 	vmf_snapshot(vmf, vma);
 	vmf->vma_locked = true;
 	if (vmf_prepare(vmf)) {
-		vma_end_read(vma);
+		vma_end_read(vmf->mm, vma);
 		do_fault_mmap_lock(vmf);	/* the backing failed: let the classic path decide */
 		return;
 	}
@@ -147,7 +167,7 @@ static void pervma_rwsem_handle_fault(struct vm_fault *vmf)
 	vmf_check_commit(vmf);
 	r = vmf_commit(vmf);
 	ptl_unlock(&vmf->mm->ptl, ptl);
-	vma_end_read(vma);
+	vma_end_read(vmf->mm, vma);
 	if (r == VMF_AGAIN) {
 		/* VM_FAULT_RETRY: the VMA lock is already dropped; go to mmap_lock. */
 		count_event(vmf->h, USPF_C_VMA_LOCK_RETRY);

@@ -87,7 +87,7 @@ static bool pte_map_lock(struct vm_fault *vmf, unsigned int ptl)
 	for (;;) {
 		if (vma_has_changed(vmf))
 			return false;
-		torture_window(mm);
+		stall_at(mm, STALL_FILLED);
 		if (ptl_trylock(&mm->ptl, ptl))
 			break;
 		__builtin_ia32_pause();
@@ -128,7 +128,7 @@ static enum spf_abort spf_find_vma(struct vm_fault *vmf)
 	/* __anon_vma_prepare() needs mmap_lock: leave it to the classic path. */
 	if (!CMM_LOAD_SHARED(vma->anon_vma))
 		return SPF_NO_ANON_VMA;
-	torture_window(vmf->mm);
+	stall_at(vmf->mm, STALL_SNAPSHOT);
 	vmf_snapshot(vmf, vma);
 	if (vmf->address < vmf->vm_start || vmf->address >= vmf->vm_end)
 		return SPF_OUTSIDE;
@@ -155,7 +155,7 @@ static enum spf_abort spf_try(struct vm_fault *vmf)
 		/* The bug: revalidate, then commit with no PTL to order us against a zap. */
 		if (vma_has_changed(vmf))
 			return SPF_VMA_CHANGED;
-		torture_window(vmf->mm);
+		stall_at(vmf->mm, STALL_FILLED);
 		vmf_check_commit(vmf);
 		r = vmf_commit(vmf);
 	} else {

@@ -23,7 +23,7 @@ extern const struct vma_lock_ops vma_lock_refcnt;
 
 /* pervma-rwsem: vma_start_read() / vma_end_read() */
 bool vma_rwsem_start_read(struct uspf_mm *mm, struct uspf_vma *vma);
-void vma_rwsem_end_read(struct uspf_vma *vma);
+void vma_rwsem_end_read(struct uspf_mm *mm, struct uspf_vma *vma);
 
 #define VMA_LOCK_OFFSET	0x40000000u
 #define VMA_REF_LIMIT	(VMA_LOCK_OFFSET - 1)

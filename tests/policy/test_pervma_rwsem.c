@@ -15,6 +15,7 @@
 #include "hooks.h"
 #include "runtime.h"
 #include "mm/vma.h"
+#include "mm/call_rcu.h"
 #include "policy/vma_lock.h"
 
 TestSuite(pervma_rwsem, .timeout = 30);
@@ -48,7 +49,7 @@ Test(pervma_rwsem, new_vma_is_readable_after_unlock)
 	cr_assert_not(vma_is_write_locked(a, mm_seq(u)));
 	cr_assert(vma_rwsem_start_read(&u->mm, a));
 	cr_assert_eq(rwsem_readers(&a->vm_lock), 1);
-	vma_rwsem_end_read(a);
+	vma_rwsem_end_read(&u->mm, a);
 	cr_assert_eq(rwsem_readers(&a->vm_lock), 0);
 	uspf_destroy(u);
 }
@@ -63,7 +64,7 @@ Test(pervma_rwsem, write_lock_until_mmap_write_unlock)
 	mmap_write_lock(&u->mm);
 	cr_assert(mm_seq(u) & 1);
 	cr_assert(vma_rwsem_start_read(&u->mm, a), "not write-locked yet: readers still welcome");
-	vma_rwsem_end_read(a);
+	vma_rwsem_end_read(&u->mm, a);
 	vma_start_write(a);
 	cr_assert_eq(atomic_load(&a->vm_lock_seq), mm_seq(u));
 	cr_assert_not(vma_rwsem_start_read(&u->mm, a), "write-locked: a reader must fail");
@@ -72,7 +73,7 @@ Test(pervma_rwsem, write_lock_until_mmap_write_unlock)
 	mmap_write_unlock(&u->mm);
 	cr_assert_not(vma_is_write_locked(a, mm_seq(u)));
 	cr_assert(vma_rwsem_start_read(&u->mm, a));
-	vma_rwsem_end_read(a);
+	vma_rwsem_end_read(&u->mm, a);
 	uspf_destroy(u);
 }
 
@@ -88,7 +89,7 @@ Test(pervma_rwsem, downgrade_releases_vma_write_locks)
 	mmap_write_downgrade(&u->mm);
 	cr_assert(rwsem_readers(&u->mm.mmap_lock) == 1);
 	cr_assert(vma_rwsem_start_read(&u->mm, a), "downgrade must release VMA write locks");
-	vma_rwsem_end_read(a);
+	vma_rwsem_end_read(&u->mm, a);
 	mmap_read_unlock(&u->mm);
 	uspf_destroy(u);
 }
@@ -131,7 +132,7 @@ Test(pervma_rwsem, writer_waits_for_readers_new_readers_fail)
 	t_sleep_ms(100);
 	cr_assert_not(__atomic_load_n(&w.done, __ATOMIC_ACQUIRE), "the writer did not wait");
 	cr_assert_not(vma_rwsem_start_read(&u->mm, w.vma), "a new reader queued behind the writer");
-	vma_rwsem_end_read(w.vma);
+	vma_rwsem_end_read(&u->mm, w.vma);
 	pthread_join(t, NULL);
 	cr_assert(w.done);
 	t_quiesce(u);
@@ -156,7 +157,7 @@ Test(pervma_rwsem, detached_vma_still_read_locks)
 	cr_assert_eq(uspf_munmap(u, p, 4 * T_PAGE), 0);
 	cr_assert(vma_is_detached(a));
 	cr_assert(vma_rwsem_start_read(&u->mm, a));
-	vma_rwsem_end_read(a);
+	vma_rwsem_end_read(&u->mm, a);
 	rcu_read_unlock();
 	uspf_destroy(u);
 }
@@ -207,4 +208,111 @@ Test(pervma_rwsem, fast_path_writes_the_vma, .signal = SIGSEGV)
 	cr_assert_eq(runtime_protect_model(u, true), 0);
 	t_assert_pattern(p + T_PAGE, T_PAGE, 12, 1);
 	cr_assert_fail("a per-VMA read lock that writes nothing?");
+}
+
+/* ---- vma_end_read() keeps the VMA alive till the end of up_read() ---- */
+
+struct end_read_hold {
+	struct uspf *u;
+	struct uspf_vma *vma;
+	sem_t at, go, barrier_done;
+	bool armed;
+};
+
+static void hold_in_up_read(struct uspf_mm *mm, enum stall_point p, void *arg)
+{
+	struct end_read_hold *h = arg;
+
+	(void)mm;
+	if (p != STALL_END_READ || !__atomic_exchange_n(&h->armed, false, __ATOMIC_ACQ_REL))
+		return;
+	sem_post(&h->at);
+	sem_wait(&h->go);
+}
+
+static void *end_read_reader(void *arg)
+{
+	struct end_read_hold *h = arg;
+	bool locked;
+
+	rcu_read_lock();
+	locked = vma_rwsem_start_read(&h->u->mm, h->vma);	/* lock_vma_under_rcu() */
+	rcu_read_unlock();
+	if (locked)
+		vma_rwsem_end_read(&h->u->mm, h->vma);		/* held inside up_read() */
+	return (void *)(uintptr_t)locked;
+}
+
+static void *rcu_barrier_thread(void *arg)
+{
+	struct end_read_hold *h = arg;
+
+	mm_rcu_barrier();	/* the VMA's free callback has run */
+	sem_post(&h->barrier_done);
+	return NULL;
+}
+
+ParameterizedTestParameters(pervma_rwsem, end_read_keeps_the_vma_alive)
+{
+	static bool inject_bug[] = { false, true };
+
+	return cr_make_param_array(bool, inject_bug, 2);
+}
+
+/*
+ *   reader (a handler)                     writer (the test)
+ *   lock_vma_under_rcu(): A read-locked
+ *   vma_end_read(): up_read() releases
+ *     the lock word                   -->  uspf_munmap(A): vma_start_write() takes
+ *     [held here, inside up_read()]        the lock at once, A detached, erased,
+ *                                          vm_area_free_rcu(A)
+ *                                          rcu_barrier(): A's grace period ends -
+ *                                          only if the reader already left RCU
+ *     up_read() clears SLEEPERS, wakes,
+ *     returns: touches A                   A freed?  (debug check: a reader inside)
+ *
+ * In 6.4 vma_end_read() wraps up_read() in rcu_read_lock(): the grace
+ * period cannot end before it returns.  The injection restores the old
+ * order, and the free callback finds the reader still inside.
+ */
+ParameterizedTest(bool *inject_bug, pervma_rwsem, end_read_keeps_the_vma_alive)
+{
+	struct end_read_hold h = { .u = rwsem_runtime(), .armed = true };
+	char *p = t_map_pattern(h.u, 4 * T_PAGE, 1);
+	struct timespec until;
+	pthread_t r, b;
+	void *locked;
+	bool ended_early;
+
+	h.vma = t_vma_of(h.u, p);
+	sem_init(&h.at, 0, 0);
+	sem_init(&h.go, 0, 0);
+	sem_init(&h.barrier_done, 0, 0);
+	runtime_set_debug(h.u, *inject_bug ? 1ull << INJ_RWSEM_END_READ_OUTSIDE_RCU : 0, true);
+	runtime_set_stall_hook(h.u, hold_in_up_read, &h);
+	cr_assert_eq(pthread_create(&r, NULL, end_read_reader, &h), 0);
+	sem_wait(&h.at);
+	cr_assert_eq(uspf_munmap(h.u, p, 4 * T_PAGE), 0, "the writer took the released lock");
+	cr_assert_eq(pthread_create(&b, NULL, rcu_barrier_thread, &h), 0);
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_nsec += 300 * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	ended_early = sem_timedwait(&h.barrier_done, &until) == 0;
+	sem_post(&h.go);
+	pthread_join(r, &locked);
+	pthread_join(b, NULL);
+	cr_assert(locked, "the reader read-locked A");
+	if (*inject_bug) {
+		cr_assert(ended_early, "outside RCU, the grace period ends under the reader");
+		cr_assert_gt(runtime_violations(h.u, NULL, 0), 0, "the free found no reader inside");
+	} else {
+		cr_assert_not(ended_early, "the grace period ended with a reader inside up_read()");
+		cr_assert_eq(runtime_violations(h.u, NULL, 0), 0);
+	}
+	runtime_set_stall_hook(h.u, NULL, NULL);
+	runtime_set_debug(h.u, 0, false);
+	uspf_destroy(h.u);
 }
