@@ -54,6 +54,10 @@ const struct uspf_inject_info inject_info[NR_INJECTIONS] = {
 		/* Readers held inside up_read() while writers free VMAs under them. */
 		(const char *const[]){ "--slots", "2", "--writers", "3", "--stall", "end-read",
 				       "--ops", "remap,map-over", NULL } },
+	[INJ_IMMAP_BEFORE_VMA_LOCK] = { "immap-before-vma-lock", "pervma-rwsem",
+		"split and merge take i_mmap_rwsem before the VMA write lock",
+		/* File-backed slots, split and merged by partial mprotects. */
+		(const char *const[]){ "--files", "--ops", "map-over,mprotect-part", NULL } },
 };
 
 int inject_from_name(const char *name, enum uspf_inject *out)

@@ -153,6 +153,7 @@ static void vma_write_enter(struct uspf_vma *vma)
  */
 static int split_vma(struct uspf_mm *mm, struct uspf_vma *vma, unsigned long addr)
 {
+	bool immap_first = inject(mm, INJ_IMMAP_BEFORE_VMA_LOCK);
 	struct uspf_vma *new = vm_area_dup(vma);
 	unsigned long old_end = vma->vm_end;
 	uint64_t t0 = 0;
@@ -162,10 +163,16 @@ static int split_vma(struct uspf_mm *mm, struct uspf_vma *vma, unsigned long add
 		return -ENOMEM;
 	new->vm_start = addr;
 	new->vm_pgoff = vma->vm_pgoff + ((addr - vma->vm_start) >> PAGE_SHIFT);
-	/* vma_prepare(): no i_mmap reader sees a range half-changed. */
-	if (vma->vm_file)
+	/*
+	 * __split_vma(): vma_start_write() first, then vma_prepare() takes
+	 * i_mmap_rwsem, so that no i_mmap reader sees a range half-changed.
+	 * (Never the other way: the VMA write lock waits for VMA readers.)
+	 */
+	if (vma->vm_file && immap_first)
 		i_mmap_lock_write(mm, vma->vm_file, &t0);
 	vma_write_enter(vma);
+	if (vma->vm_file && !immap_first)
+		i_mmap_lock_write(mm, vma->vm_file, &t0);
 	CMM_STORE_SHARED(vma->vm_end, addr);
 	vma_index_set_range(&mm->index, vma->vm_start, vma->vm_start, addr);
 	ret = vma_insert(mm, new);
@@ -300,12 +307,16 @@ static int zap_listed(struct uspf_mm *mm, struct uspf_vma *gone)
 /* vma_merge(): next folds into prev; next is detached and freed after a grace period. */
 static void vma_merge_pair(struct uspf_mm *mm, struct uspf_vma *prev, struct uspf_vma *next)
 {
+	bool immap_first = inject(mm, INJ_IMMAP_BEFORE_VMA_LOCK);
 	uint64_t t0 = 0;
 
-	if (prev->vm_file)
+	/* vma_merge_existing_range(): the VMAs write-locked, then vma_prepare(). */
+	if (prev->vm_file && immap_first)
 		i_mmap_lock_write(mm, prev->vm_file, &t0);
 	vma_write_enter(prev);
 	vma_write_enter(next);
+	if (prev->vm_file && !immap_first)
+		i_mmap_lock_write(mm, prev->vm_file, &t0);
 	vma_mark_detached(next);
 	vma_index_erase(&mm->index, next->vm_start);
 	if (next->vm_file)

@@ -101,6 +101,7 @@ struct torture_opts {
 	uint64_t stall_mask;		/* 1 << enum stall_point: where threads stall (0: random) */
 	bool stall_random;		/* --stall random: a subset drawn from the seed */
 	bool debug_checks;		/* the runtimes' invariant checks (default on) */
+	bool files;			/* --files: half the refills map a file */
 	bool quiet;
 	struct uspf_config cfg;
 };
@@ -198,6 +199,8 @@ struct worker {
 	uintptr_t last_unmapped;
 } __attribute__((aligned(64)));
 
+#define TORTURE_FILES 4
+
 struct torture {
 	struct torture_opts o;
 	struct tmm mm[MAX_MMS];
@@ -206,6 +209,9 @@ struct torture {
 	unsigned int nr_workers;
 	unsigned int nr_started;	/* main thread only */
 	_Atomic uint64_t next_gen;
+	/* --files: memfds holding one generation's pattern each, shared by every mm. */
+	int file_fd[TORTURE_FILES];
+	uint64_t file_gen[TORTURE_FILES];
 	atomic_bool stop;
 	uint64_t start_ns;
 
@@ -720,6 +726,63 @@ static int map_pattern(struct uspf *u, uintptr_t addr, size_t len, uint64_t gen,
 	return ret;
 }
 
+/*
+ * --files: a slot's refill maps, half the time, one of the files: a memfd
+ * holding generation file_gen[f]'s pattern, so that readers check it as
+ * any slot.  File VMAs bring i_mmap_rwsem into every split and merge.
+ */
+static int files_create(struct torture *t)
+{
+	char page[PAGE_SIZE];
+	unsigned int f, i;
+
+	for (f = 0; f < TORTURE_FILES; f++) {
+		t->file_fd[f] = memfd_create("uspf-torture", MFD_CLOEXEC);
+		if (t->file_fd[f] < 0)
+			return -errno;
+		t->file_gen[f] = new_gen(t);
+		for (i = 0; i < SLOT_PAGES; i++) {
+			uspf_pattern_fill(t->file_gen[f], i, page);
+			if (pwrite(t->file_fd[f], page, PAGE_SIZE, (off_t)i * PAGE_SIZE) != PAGE_SIZE)
+				return -EIO;
+		}
+	}
+	return 0;
+}
+
+static void files_close(struct torture *t)
+{
+	unsigned int f;
+
+	for (f = 0; f < TORTURE_FILES; f++)
+		if (t->file_fd[f] > 0)
+			close(t->file_fd[f]);
+}
+
+/* A refill: a new pattern generation, or (--files, half the time) a file's. */
+static int map_refill(struct worker *w, struct uspf *u, uintptr_t addr, int flags,
+		      uintptr_t *out, uint64_t *gen)
+{
+	struct torture *t = w->t;
+	struct uspf_backing b = { .kind = USPF_BACKING_FILE };
+	unsigned int f;
+	void *p;
+	int ret;
+
+	if (!t->o.files || rnd_below(&w->rng, 2)) {
+		*gen = new_gen(t);
+		return map_pattern(u, addr, SLOT_SIZE, *gen, flags, out);
+	}
+	f = rnd_below(&w->rng, TORTURE_FILES);
+	b.file.fd = t->file_fd[f];
+	*gen = t->file_gen[f];
+	ret = uspf_mmap(u, (void *)addr, SLOT_SIZE, PROT_READ | PROT_WRITE,
+			MAP_PRIVATE | flags, &b, &p);
+	if (!ret)
+		*out = (uintptr_t)p;
+	return ret;
+}
+
 /* seq odd: readers that overlap this ignore what they saw (and tolerate SIGSEGV). */
 static void slot_begin(struct slot *sl)
 {
@@ -788,13 +851,12 @@ static void slot_op(struct worker *w, unsigned int m, unsigned int s, enum op op
 	busy(w, a, op_names[op]);
 	switch (op) {
 	case OP_REMAP:
-		g = new_gen(t);
 		ret = uspf_munmap(u, (void *)a, SLOT_SIZE);
 		if (ret) {
 			writer_error(w, "uspf_munmap", m, s, a, ret);
 			break;
 		}
-		ret = map_pattern(u, a, SLOT_SIZE, g, MAP_FIXED_NOREPLACE, &out);
+		ret = map_refill(w, u, a, MAP_FIXED_NOREPLACE, &out, &g);
 		if (ret == -EEXIST) {
 			/*
 			 * The hole was taken by someone else: live elsewhere
@@ -802,7 +864,7 @@ static void slot_op(struct worker *w, unsigned int m, unsigned int s, enum op op
 			 * PROT_NONE until registered (see the top of the file).
 			 */
 			bump(&w->ops[OP_RELOCATE]);
-			ret = map_pattern(u, a, SLOT_SIZE, g, 0, &out);
+			ret = map_refill(w, u, a, 0, &out, &g);
 		}
 		if (ret) {
 			writer_error(w, "uspf_mmap (refill)", m, s, a, ret);
@@ -811,8 +873,7 @@ static void slot_op(struct worker *w, unsigned int m, unsigned int s, enum op op
 		slot_set(sl, out, g);
 		break;
 	case OP_MAP_OVER:
-		g = new_gen(t);
-		ret = map_pattern(u, a, SLOT_SIZE, g, MAP_FIXED, &out);
+		ret = map_refill(w, u, a, MAP_FIXED, &out, &g);
 		if (ret) {
 			writer_error(w, "uspf_mmap (MAP_FIXED)", m, s, a, ret);
 			break;
@@ -1135,6 +1196,7 @@ enum {
 	OPT_NO_DEBUG_CHECKS,
 	OPT_QUIET,
 	OPT_STALL,
+	OPT_FILES,
 };
 
 static const struct option long_options[] = {
@@ -1154,6 +1216,7 @@ static const struct option long_options[] = {
 	{ "no-debug-checks",	no_argument,		NULL, OPT_NO_DEBUG_CHECKS },
 	{ "quiet",		no_argument,		NULL, OPT_QUIET },
 	{ "stall",		required_argument,	NULL, OPT_STALL },
+	{ "files",		no_argument,		NULL, OPT_FILES },
 	{ "help",		no_argument,		NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -1202,6 +1265,8 @@ static void torture_usage(FILE *out)
 "  --stall LIST           where threads stall now and then, a comma list of lookup,\n"
 "                         checked, locked, snapshot, filled, end-read; all (default);\n"
 "                         or random: a subset drawn from the seed\n"
+"  --files                half the refills map a file (memfds holding a generation's\n"
+"                         pattern): i_mmap_rwsem in every split and merge\n"
 "  --no-debug-checks      leave the runtimes' invariant checks off: data checks only\n"
 "  --quiet                print only the result line\n"
 "  -h, --help             this text\n",
@@ -1393,6 +1458,9 @@ static int parse_one(struct torture_opts *o, int opt, const char *val)
 			return bad_value("--ops", val, "a comma list of remap, map-over, mprotect, "
 					 "mprotect-part, dontneed, mremap, extra; or all");
 		return 0;
+	case OPT_FILES:
+		o->files = true;
+		return 0;
 	case OPT_STALL:
 		if (parse_stall(val, &o->stall_mask, &o->stall_random))
 			return bad_value("--stall", val, "a comma list of lookup, checked, locked, "
@@ -1570,6 +1638,8 @@ static void print_reproduce(const struct torture_opts *o)
 		stall_names(o->stall_mask, names, sizeof(names));
 		printf(" --stall %s", names);
 	}
+	if (o->files)
+		printf(" --files");
 	if (!o->debug_checks)
 		printf(" --no-debug-checks");
 	printf("\n");
@@ -1895,6 +1965,14 @@ static int torture_run(struct torture *t)
 	anon_before = anon_vma_in_use();
 
 	atomic_store(&t->next_gen, 1);
+	if (t->o.files) {
+		ret = files_create(t);
+		if (ret) {
+			fprintf(stderr, "uspf torture: cannot create the --files memfds: %s\n",
+				strerror(-ret));
+			return ret;
+		}
+	}
 	for (m = 0; m < t->o.mms; m++) {
 		ret = setup_mm(t, m);
 		if (ret)
@@ -1987,6 +2065,7 @@ int cmd_torture(int argc, char **argv)
 	ret = atomic_load(&t->failed) ? 1 : 0;
 	for (m = 0; m < t->nr_mms; m++)
 		free(t->mm[m].slots);
+	files_close(t);
 	free(t->workers);
 	free(t);
 	return ret;

@@ -96,12 +96,21 @@ size_t files_open(void)
 	return n;
 }
 
+/* i_mmap_rwsems the calling thread holds: lockdep's held-locks, for one class. */
+static __thread unsigned int i_mmap_held;
+
+bool i_mmap_held_by_me(void)
+{
+	return i_mmap_held != 0;
+}
+
 void i_mmap_lock_write(struct uspf_mm *mm, struct uspf_file *f, uint64_t *t0)
 {
 	if (!down_write_trylock(&f->i_mmap_rwsem)) {
 		atomic_fetch_add_explicit(&mm->i_mmap_contended, 1, memory_order_relaxed);
 		down_write(&f->i_mmap_rwsem);
 	}
+	i_mmap_held++;
 	*t0 = uspf_now_ns();
 }
 
@@ -113,6 +122,7 @@ void i_mmap_unlock_write(struct uspf_mm *mm, struct uspf_file *f, uint64_t t0)
 	atomic_fetch_add_explicit(&f->holds, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&mm->i_mmap_hold_ns, held, memory_order_relaxed);
 	atomic_fetch_add_explicit(&mm->i_mmap_holds, 1, memory_order_relaxed);
+	i_mmap_held--;
 	up_write(&f->i_mmap_rwsem);
 }
 

@@ -20,6 +20,7 @@
 #define USPF_FILE_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -52,6 +53,8 @@ size_t files_open(void);
 /* i_mmap_lock_write()/unlock: held times are charged to mm and to the file. */
 void i_mmap_lock_write(struct uspf_mm *mm, struct uspf_file *f, uint64_t *t0);
 void i_mmap_unlock_write(struct uspf_mm *mm, struct uspf_file *f, uint64_t t0);
+/* Does the calling thread hold an i_mmap_rwsem?  (The lock-order debug check.) */
+bool i_mmap_held_by_me(void);
 
 /* __vma_link_file() / __remove_shared_vm_struct(): i_mmap_rwsem held for write. */
 void vma_link_file(struct uspf_vma *vma);

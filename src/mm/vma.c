@@ -70,8 +70,20 @@ void vma_start_write(struct uspf_vma *vma)
 	struct uspf_mm *mm = vma->vm_mm;
 
 	mmap_assert_write_locked(mm);
-	if (mm->vma_lock)
-		mm->vma_lock->start_write(vma);
+	if (!mm->vma_lock)
+		return;
+	/*
+	 * Documentation/mm/process_addrs.rst: mmap_lock -> VMA write lock ->
+	 * i_mmap_rwsem.  Taking a VMA readers can see (attached, not yet
+	 * write-locked) with an i_mmap_rwsem held may wait for those readers
+	 * while every other user of the file waits for us.
+	 */
+	if (mm_debug_checks(mm) && i_mmap_held_by_me() && !vma_is_detached(vma) &&
+	    !vma_is_write_locked(vma, mm_lock_seq(mm)))
+		mm_violation(mm, "vma_start_write() on [%#lx, %#lx) with an i_mmap_rwsem held: "
+			     "the order is mmap_lock, VMA write lock, i_mmap_rwsem",
+			     vma->vm_start, vma->vm_end);
+	mm->vma_lock->start_write(vma);
 }
 
 void vma_mark_attached(struct uspf_vma *vma)

@@ -16,6 +16,7 @@
 #include "runtime.h"
 #include "mm/vma.h"
 #include "mm/call_rcu.h"
+#include "mm/file.h"
 #include "policy/vma_lock.h"
 
 TestSuite(pervma_rwsem, .timeout = 30);
@@ -315,4 +316,86 @@ ParameterizedTest(bool *inject_bug, pervma_rwsem, end_read_keeps_the_vma_alive)
 	runtime_set_stall_hook(h.u, NULL, NULL);
 	runtime_set_debug(h.u, 0, false);
 	uspf_destroy(h.u);
+}
+
+/* ---- split and merge: VMA write lock before i_mmap_rwsem ---- */
+
+struct split_writer {
+	struct uspf *u;
+	char *p;
+	int ret;
+};
+
+static void *split_thread(void *arg)
+{
+	struct split_writer *w = arg;
+
+	w->ret = uspf_mprotect(w->u, w->p + T_PAGE, T_PAGE, PROT_READ);	/* splits A */
+	return NULL;
+}
+
+ParameterizedTestParameters(pervma_rwsem, split_waits_for_readers_before_i_mmap)
+{
+	static bool inject_bug[] = { false, true };
+
+	return cr_make_param_array(bool, inject_bug, 2);
+}
+
+/*
+ *   A = [0, 4) file-backed (a memfd), one VMA on the file's i_mmap
+ *   reader (the test)            writer (a thread)
+ *   vma_start_read(A)
+ *                                uspf_mprotect(A + 1, 1 page): __split_vma(A)
+ *                                  vma_start_write(A): waits for the reader
+ *   is the file's i_mmap_rwsem free?
+ *
+ * In the kernel's order (mmap_lock -> VMA write lock -> i_mmap_rwsem) the
+ * writer waits for the VMA reader holding nothing of the file's: anyone
+ * else mapping, unmapping or walking the file goes on.  The injection
+ * takes i_mmap_rwsem first, and the whole file waits behind one VMA
+ * reader of one mm.
+ */
+ParameterizedTest(bool *inject_bug, pervma_rwsem, split_waits_for_readers_before_i_mmap)
+{
+	struct uspf *u = rwsem_runtime();
+	struct uspf_backing b = { .kind = USPF_BACKING_FILE };
+	struct split_writer w = { .u = u };
+	struct uspf_vma *a;
+	struct uspf_file *f;
+	char page[T_PAGE];
+	bool file_free;
+	pthread_t t;
+	int i;
+
+	b.file.fd = memfd_create("split", MFD_CLOEXEC);
+	cr_assert_geq(b.file.fd, 0);
+	for (i = 0; i < 4; i++) {
+		uspf_pattern_fill(5, (uint64_t)i, page);
+		cr_assert_eq(pwrite(b.file.fd, page, T_PAGE, (off_t)i * (off_t)T_PAGE), (ssize_t)T_PAGE);
+	}
+	w.p = t_map(u, 4 * T_PAGE, &b);
+	a = t_vma_of(u, w.p);
+	f = a->vm_file;
+	runtime_set_debug(u, *inject_bug ? 1ull << INJ_IMMAP_BEFORE_VMA_LOCK : 0, true);
+	runtime_set_stall_hook(u, NULL, NULL);
+	cr_assert(vma_rwsem_start_read(&u->mm, a));
+	cr_assert_eq(pthread_create(&t, NULL, split_thread, &w), 0);
+	t_sleep_ms(100);			/* the writer is waiting for us */
+	file_free = down_write_trylock(&f->i_mmap_rwsem);
+	if (file_free)
+		up_write(&f->i_mmap_rwsem);
+	vma_rwsem_end_read(&u->mm, a);
+	pthread_join(t, NULL);
+	cr_assert_eq(w.ret, 0);
+	if (*inject_bug) {
+		cr_assert_not(file_free, "the writer waited for a VMA reader holding nothing");
+		cr_assert_gt(runtime_violations(u, NULL, 0), 0, "the order check saw nothing");
+	} else {
+		cr_assert(file_free, "the writer held i_mmap_rwsem while it waited for a VMA reader");
+		cr_assert_eq(runtime_violations(u, NULL, 0), 0);
+	}
+	runtime_set_debug(u, 0, false);
+	t_assert_pattern(w.p, 4 * T_PAGE, 5, 0);
+	uspf_destroy(u);
+	close(b.file.fd);
 }
