@@ -33,6 +33,7 @@ void vmf_snapshot(struct vm_fault *vmf, struct uspf_vma *vma)
 	vmf->vm_flags = CMM_LOAD_SHARED(vma->vm_flags);
 	vmf->backing = vma->backing;
 	vmf->zaps = atomic_load_explicit(&vma->vm_zaps, memory_order_acquire);
+
 }
 
 /*
@@ -121,6 +122,7 @@ void vmf_check_commit(struct vm_fault *vmf)
 	struct uspf_mm *mm = vmf->mm;
 	struct uspf_vma *vma = vmf->vma;
 	const char *who = vmf->h->u->policy->name;
+	unsigned long real;
 	unsigned int zaps;
 
 	if (!mm_debug_checks(mm))
@@ -129,6 +131,20 @@ void vmf_check_commit(struct vm_fault *vmf)
 	if (zaps != vmf->zaps)
 		mm_violation(mm, "%s: commit at %#lx after %u zaps of its VMA since the snapshot",
 			     who, vmf->address, zaps - vmf->zaps);
+	/*
+	 * The page tables have another protection than the flags the fault
+	 * committed with, and no mprotect is between setting new flags and
+	 * changing the page tables (where the page tables lag the flags, and
+	 * its walk will fix what we install): in the kernel the fault would
+	 * install a PTE with the old protection for good (a writable PTE in a
+	 * read-only VMA, the objection Dufour's series had to answer).
+	 */
+	real = atomic_load_explicit(&vma->vm_real_flags, memory_order_acquire);
+	if (real && real != vmf->vm_flags &&
+	    !atomic_load_explicit(&vma->vm_prot_pending, memory_order_acquire))
+		mm_violation(mm, "%s: commit at %#lx with flags %#lx, the page tables' are %#lx: "
+			     "a protection change it did not see", who, vmf->address,
+			     vmf->vm_flags, real);
 	if (!vmf->vma_locked)
 		return;
 	if (vma_is_detached(vma))

@@ -38,6 +38,7 @@ struct vm_fault {
 	struct uspf_backing backing;
 	unsigned int sequence;		/* vm_sequence at the snapshot */
 	unsigned int zaps;		/* vm_zaps at the snapshot (debug checks) */
+
 	bool vma_locked;		/* the policy holds the VMA stable (a lock) */
 
 	/* What the commit installs: [win_start, win_start + win_len) from src. */

@@ -58,6 +58,11 @@ const struct uspf_inject_info inject_info[NR_INJECTIONS] = {
 		"split and merge take i_mmap_rwsem before the VMA write lock",
 		/* File-backed slots, split and merged by partial mprotects. */
 		(const char *const[]){ "--files", "--ops", "map-over,mprotect-part", NULL } },
+	[INJ_MPROTECT_FLAGS_AFTER_PTL] = { "mprotect-flags-after-ptl", "spf-adaptive",
+		"mprotect changes vm_flags after its page-table section, not before",
+		/* Faults held before the PTL while mprotect's writers pass them. */
+		(const char *const[]){ "--stall", "filled,prot-changed", "--ops", "mprotect,mprotect-part",
+				       NULL } },
 };
 
 int inject_from_name(const char *name, enum uspf_inject *out)

@@ -352,6 +352,8 @@ static void vma_set_prot(struct uspf_vma *vma, int prot)
 	vma_write_enter(vma);
 	CMM_STORE_SHARED(vma->vm_prot, prot);
 	CMM_STORE_SHARED(vma->vm_flags, vm_flags_of(prot));
+	if (atomic_load_explicit(&vma->vm_real_flags, memory_order_relaxed))
+		atomic_store_explicit(&vma->vm_real_flags, vm_flags_of(prot), memory_order_release);
 	vm_write_end(vma);
 }
 
@@ -747,6 +749,41 @@ static void write_range(struct uspf_mm *mm, unsigned long start, unsigned long e
 }
 
 /*
+ * The model's VMAs in [start, end) take prot (inside their write
+ * sections); `pending`: the page tables are yet to follow (debug checks).
+ */
+static void set_prot_range(struct uspf_mm *mm, unsigned long start, unsigned long end, int prot,
+			   bool pending)
+{
+	struct uspf_vma *vma;
+	unsigned long a;
+
+	for (a = start; a < end; a = vma->vm_end) {
+		vma = find_vma(mm, a);
+		if (pending)
+			atomic_store_explicit(&vma->vm_prot_pending, true, memory_order_relaxed);
+		CMM_STORE_SHARED(vma->vm_prot, prot);
+		CMM_STORE_SHARED(vma->vm_flags, vm_flags_of(prot));
+	}
+}
+
+/* Debug: the page tables of [start, end) took prot, PTLs held (vm_real_flags). */
+static void prot_changed_range(struct uspf_mm *mm, unsigned long start, unsigned long end,
+			       int prot)
+{
+	struct uspf_vma *vma;
+	unsigned long a;
+
+	for (a = start; a < end; a = vma->vm_end) {
+		vma = find_vma(mm, a);
+		if (prot >= 0)
+			atomic_store_explicit(&vma->vm_real_flags, vm_flags_of(prot),
+					      memory_order_release);
+		atomic_store_explicit(&vma->vm_prot_pending, false, memory_order_release);
+	}
+}
+
+/*
  * do_mprotect_pkey(): nothing mapped at start is ENOMEM with nothing
  * changed; otherwise the VMAs from start up to the first hole change, and
  * the hole is ENOMEM.  (A hole here is where uspf has no mapping: memory
@@ -755,9 +792,9 @@ static void write_range(struct uspf_mm *mm, unsigned long start, unsigned long e
  */
 int uspf_mprotect(struct uspf *u, void *addr, size_t len, int prot)
 {
-	unsigned long start = (unsigned long)addr, end, stop, a;
+	unsigned long start = (unsigned long)addr, end, stop;
 	struct uspf_mm *mm;
-	struct uspf_vma *vma;
+	bool flags_late;
 	int ret;
 
 	/* The kernel's checks, in its order. */
@@ -779,15 +816,24 @@ int uspf_mprotect(struct uspf *u, void *addr, size_t len, int prot)
 	}
 	ret = split_at_edges(mm, start, stop);
 	if (!ret) {
+		/*
+		 * mprotect_fixup(): vm_flags and the page protection change
+		 * before change_protection() walks the page tables, so a fault
+		 * that revalidates by hand under the PTL after the walk sees
+		 * the new flags.  Should the real call fail, kernel_sync()
+		 * below gives the model back the protection the kernel kept.
+		 */
+		flags_late = inject(mm, INJ_MPROTECT_FLAGS_AFTER_PTL);
 		write_range(mm, start, stop, true);
+		if (!flags_late)
+			set_prot_range(mm, start, stop, prot, true);
 		ptl_lock_range(&mm->ptl, start, stop);
 		ret = sys_ret(syscall(SYS_mprotect, start, stop - start, prot));
+		prot_changed_range(mm, start, stop, ret ? -1 : prot);
 		ptl_unlock_range(&mm->ptl, start, stop);
-		for (a = start; !ret && a < stop; a = vma->vm_end) {
-			vma = find_vma(mm, a);
-			CMM_STORE_SHARED(vma->vm_prot, prot);
-			CMM_STORE_SHARED(vma->vm_flags, vm_flags_of(prot));
-		}
+		stall_at(mm, STALL_PROT_CHANGED);
+		if (flags_late && !ret)
+			set_prot_range(mm, start, stop, prot, false);
 		write_range(mm, start, stop, false);
 	}
 	kernel_sync(u, start, stop);

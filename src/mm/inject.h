@@ -27,6 +27,7 @@ enum uspf_inject {
 	INJ_REFCNT_PUT_BEFORE_COMMIT,	/* pervma-refcnt: drop the VMA reference before the commit */
 	INJ_RWSEM_END_READ_OUTSIDE_RCU,	/* pervma-rwsem: vma_end_read()'s up_read() after rcu_read_unlock() */
 	INJ_IMMAP_BEFORE_VMA_LOCK,	/* writers: split/merge take i_mmap_rwsem before the VMA write lock */
+	INJ_MPROTECT_FLAGS_AFTER_PTL,	/* writers: mprotect sets vm_flags after its page-table section */
 	NR_INJECTIONS
 };
 

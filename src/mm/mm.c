@@ -76,6 +76,7 @@ static const char *const stall_names[NR_STALL_POINTS] = {
 	[STALL_SNAPSHOT] = "snapshot",
 	[STALL_FILLED] = "filled",
 	[STALL_END_READ] = "end-read",
+	[STALL_PROT_CHANGED] = "prot-changed",
 };
 
 const char *stall_point_name(enum stall_point p)

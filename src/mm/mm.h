@@ -45,6 +45,7 @@ enum stall_point {
 	STALL_SNAPSHOT,		/* speculative: fields read, not yet filled */
 	STALL_FILLED,		/* the page filled; the commit's PTL not yet taken */
 	STALL_END_READ,		/* vma_end_read(): the lock word released, up_read() not returned */
+	STALL_PROT_CHANGED,	/* writer: mprotect's page tables changed, PTLs released */
 	NR_STALL_POINTS
 };
 

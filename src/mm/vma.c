@@ -59,6 +59,9 @@ struct uspf_vma *vm_area_alloc(struct uspf_mm *mm)
 	seqcount_init(&vma->vm_sequence);
 	atomic_init(&vma->detached, true);	/* until inserted in the index */
 	atomic_init(&vma->vm_lock_seq, UINT_MAX);
+	atomic_init(&vma->vm_real_flags, 0);
+	atomic_init(&vma->vm_prot_pending, false);
+	atomic_init(&vma->vm_end_readers, 0);
 	init_rwsem(&vma->vm_lock);
 	if (mm->vma_lock && mm->vma_lock->init)
 		mm->vma_lock->init(vma);
@@ -133,6 +136,7 @@ struct uspf_vma *vm_area_dup(struct uspf_vma *orig)
 	vma->vm_pgoff = orig->vm_pgoff;
 	vma->vm_flags = orig->vm_flags;
 	vma->vm_prot = orig->vm_prot;
+	atomic_init(&vma->vm_real_flags, atomic_load(&orig->vm_real_flags));
 	vma->backing = orig->backing;
 	vma->anon_vma = orig->anon_vma;	/* anon_vma_clone() */
 	get_anon_vma(vma->anon_vma);

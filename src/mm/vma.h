@@ -74,6 +74,8 @@ struct uspf_vma {
 	atomic_bool detached;		/* removed from the index (RB_CLEAR_NODE) */
 	_Atomic unsigned int vm_lock_seq;	/* == mm_lock_seq while write-locked */
 	_Atomic unsigned int vm_zaps;	/* debug: zaps of its pages, bumped with the PTLs held */
+	_Atomic unsigned long vm_real_flags;	/* debug: the flags mprotect gave the page tables, PTLs held (0: none yet) */
+	atomic_bool vm_prot_pending;	/* debug: new flags set, the page tables not yet changed */
 	struct rw_semaphore vm_lock;	/* pervma-rwsem: the VMA's read/write lock */
 	atomic_uint vm_end_readers;	/* debug: readers inside vma_end_read()'s up_read() */
 	atomic_uint vm_refcnt;		/* pervma-refcnt: 0 detached, 1 attached, +readers */

@@ -121,8 +121,10 @@ static enum adaptive_abort adaptive_try(struct vm_fault *vmf)
 	why = adaptive_find_vma(vmf);
 	if (why != ADAPTIVE_OK)
 		return why;
+	stall_at(mm, STALL_SNAPSHOT);
 	if (vmf_prepare(vmf))
 		return ADAPTIVE_FILL;
+	stall_at(mm, STALL_FILLED);
 	ptl_lock(&mm->ptl, ptl);
 	if (!inject(mm, INJ_ADAPTIVE_NO_REVALIDATE) && !adaptive_vma_revalidate(vmf)) {
 		ptl_unlock(&mm->ptl, ptl);

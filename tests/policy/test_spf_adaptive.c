@@ -343,3 +343,116 @@ Test(spf_adaptive, revalidation_compares_fields)
 	cr_assert_eq(runtime_violations(r.u, msg, sizeof(msg)), 0, "%s", msg);
 	uspf_destroy(r.u);
 }
+
+/* ---- mprotect: vm_flags before the page-table walk ---- */
+
+struct prot_race {
+	struct uspf *u;
+	char *p;
+	sem_t fault_at, fault_go, writer_at, writer_go;
+	bool fault_armed, writer_armed;
+	bool read_ok;
+	int writer_ret;
+};
+
+static void prot_race_hook(struct uspf_mm *mm, enum stall_point p, void *arg)
+{
+	struct prot_race *r = arg;
+
+	(void)mm;
+	if (p == STALL_FILLED && __atomic_exchange_n(&r->fault_armed, false, __ATOMIC_ACQ_REL)) {
+		sem_post(&r->fault_at);
+		sem_wait(&r->fault_go);
+	} else if (p == STALL_PROT_CHANGED &&
+		   __atomic_exchange_n(&r->writer_armed, false, __ATOMIC_ACQ_REL)) {
+		sem_post(&r->writer_at);
+		sem_wait(&r->writer_go);
+	}
+}
+
+static void *prot_race_reader(void *arg)
+{
+	struct prot_race *r = arg;
+	char buf[T_PAGE];
+
+	r->read_ok = t_copy_page_safe(r->p, buf);	/* SIGSEGV once PROT_NONE */
+	return NULL;
+}
+
+static void *prot_race_writer(void *arg)
+{
+	struct prot_race *r = arg;
+
+	r->writer_ret = uspf_mprotect(r->u, r->p, 4 * T_PAGE, PROT_NONE);
+	return NULL;
+}
+
+ParameterizedTestParameters(spf_adaptive, mprotect_sets_flags_before_the_page_tables)
+{
+	static bool inject_bug[] = { false, true };
+
+	return cr_make_param_array(bool, inject_bug, 2);
+}
+
+/*
+ *   A = [0, 4) read-write, never touched
+ *   fault (a handler)                       writer
+ *   read fault on A+0 while mmap_lock is
+ *   held: speculate; snapshot (rw), fill
+ *     [held before the PTL]
+ *                                           uspf_mprotect(A, PROT_NONE):
+ *                                             vm_flags = none (kernel order)
+ *                                             PTLs: the page tables -> none
+ *                                             [held after the PTLs]
+ *   PTL; revalidate by hand: vm_flags
+ *   rw == snapshot?  commit
+ *                                             (injection: vm_flags = none here)
+ *
+ * mprotect_fixup() sets vm_flags before change_protection(): the by-hand
+ * revalidation then sees the change and the fault goes to the classic
+ * path.  With the flags set after the page-table section the fault
+ * commits with the old protection into page tables that have the new one
+ * (in the kernel: a writable PTE in a read-only VMA) - the commit-point
+ * debug check says so.
+ */
+ParameterizedTest(bool *inject_bug, spf_adaptive, mprotect_sets_flags_before_the_page_tables)
+{
+	struct prot_race r = { .u = adaptive_runtime(0, 0), .fault_armed = true,
+			       .writer_armed = true };
+	pthread_t reader, writer;
+	char msg[256];
+
+	r.p = t_map_pattern(r.u, 4 * T_PAGE, 2);
+	sem_init(&r.fault_at, 0, 0);
+	sem_init(&r.fault_go, 0, 0);
+	sem_init(&r.writer_at, 0, 0);
+	sem_init(&r.writer_go, 0, 0);
+	runtime_set_debug(r.u, *inject_bug ? 1ull << INJ_MPROTECT_FLAGS_AFTER_PTL : 0, true);
+	runtime_set_stall_hook(r.u, prot_race_hook, &r);
+	t_segv_setup();
+	mmap_read_lock(&r.u->mm);		/* contention: the fault speculates */
+	cr_assert_eq(pthread_create(&reader, NULL, prot_race_reader, &r), 0);
+	sem_wait(&r.fault_at);
+	mmap_read_unlock(&r.u->mm);
+	cr_assert_eq(pthread_create(&writer, NULL, prot_race_writer, &r), 0);
+	sem_wait(&r.writer_at);
+	sem_post(&r.fault_go);			/* the fault takes the PTL, revalidates */
+	t_sleep_ms(100);			/* commits, or waits for mmap_lock */
+	sem_post(&r.writer_go);
+	pthread_join(writer, NULL);
+	pthread_join(reader, NULL);
+	cr_assert_eq(r.writer_ret, 0);
+	cr_assert_not(r.read_ok, "a read of a PROT_NONE page succeeded");
+	if (*inject_bug) {
+		cr_assert_geq(runtime_violations(r.u, msg, sizeof(msg)), 1,
+			      "the fault did not commit with the old flags");
+		cr_assert_eq(t_counter(r.u, USPF_C_SPF_ABORT_VMA_CHANGED), 0);
+	} else {
+		cr_assert_eq(runtime_violations(r.u, msg, sizeof(msg)), 0, "%s", msg);
+		cr_assert_eq(t_counter(r.u, USPF_C_SPF_ABORT_VMA_CHANGED), 1,
+			     "the revalidation did not see the new flags");
+	}
+	runtime_set_stall_hook(r.u, NULL, NULL);
+	runtime_set_debug(r.u, 0, false);
+	uspf_destroy(r.u);
+}
