@@ -63,6 +63,10 @@ const struct uspf_inject_info inject_info[NR_INJECTIONS] = {
 		/* Faults held before the PTL while mprotect's writers pass them. */
 		(const char *const[]){ "--stall", "filled,prot-changed", "--ops", "mprotect,mprotect-part",
 				       NULL } },
+	[INJ_RWSEM_ANON_VMA_BEFORE_LOCK] = { "rwsem-anon-vma-before-lock", "pervma-rwsem",
+		"lock_vma_under_rcu() checks anon_vma before vma_start_read(), not after",
+		/* Faults held between the check and the lock while DONTUNMAP moves unlink. */
+		(const char *const[]){ "--stall", "lookup", "--ops", "mremap,dontneed", NULL } },
 };
 
 int inject_from_name(const char *name, enum uspf_inject *out)

@@ -899,7 +899,7 @@ int uspf_madvise(struct uspf *u, void *addr, size_t len, int advice)
  * emptied range, with its registration.
  */
 static int mremap_moved(struct uspf *u, struct uspf_vma *vma, unsigned long new, size_t new_len,
-			bool dontunmap)
+			bool dontunmap, bool whole)
 {
 	struct uspf_mm *mm = &u->mm;
 	struct uspf_vma *moved = vm_area_dup(vma);
@@ -911,6 +911,14 @@ static int mremap_moved(struct uspf *u, struct uspf_vma *vma, unsigned long new,
 		ret = vma_attach(mm, moved);
 	}
 	if (dontunmap) {
+		/*
+		 * dontunmap_complete(): the kept VMA, if the move took it
+		 * whole, no longer shares the anon_vma the moved pages took
+		 * with them.  (A fault that checked anon_vma before read-locking
+		 * the VMA - the order the kernel fixed in 2023 - misses this.)
+		 */
+		if (whole && vma->anon_vma)
+			unlink_anon_vmas(vma);
 		vm_write_end(vma);	/* ends the write section begun by the caller */
 	} else {
 		vma_erase(mm, vma);	/* marked detached by the caller */
@@ -1136,7 +1144,13 @@ int uspf_mremap(struct uspf *u, void *old_addr, size_t old_len, size_t new_len,
 	       atomic_load_explicit(&u->contents_mapped, memory_order_relaxed);
 	ret = hide ? sys_ret(syscall(SYS_mprotect, old, move_len, PROT_NONE)) : 0;
 	if (!ret) {
-		vma_zapped(vma);	/* its pages leave (a shrink of the model follows) */
+		/*
+		 * Its pages leave (a shrink of the model follows).  A kept
+		 * (DONTUNMAP) range refills with its backing's contents, as
+		 * after MADV_DONTNEED: a fill from before is not stale there.
+		 */
+		if (!dontunmap)
+			vma_zapped(vma);
 		zapped_listed(target);
 		zapped_listed(tail);
 		p = (unsigned long)syscall(SYS_mremap, old, old_len, new_len, flags, newa);
@@ -1183,7 +1197,9 @@ int uspf_mremap(struct uspf *u, void *old_addr, size_t old_len, size_t new_len,
 		/* The expanded VMA keeps its registration; registering again is harmless. */
 		ret = uffd_register(&u->uffd, old, new_len);
 	} else {
-		ret = mremap_moved(u, vma, p, new_len, dontunmap);	/* vma may be gone */
+		/* The real source VMA was the moved range alone (made so by hiding it, or not)? */
+		ret = mremap_moved(u, vma, p, new_len, dontunmap,
+				   hide || (src.start == old && src.end == old + old_len));
 		if (!ret)
 			ret = register_after_move(u, &src, p, new_len);
 	}

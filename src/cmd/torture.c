@@ -843,6 +843,7 @@ static void slot_op(struct worker *w, unsigned int m, unsigned int s, enum op op
 	struct slot *sl = &t->mm[m].slots[s];
 	uintptr_t a = atomic_load_explicit(&sl->loc, memory_order_relaxed), out, where;
 	unsigned int p0 = 0, np = SLOT_PAGES;
+	bool dontunmap;
 	int prot, ret = 0;
 	void *moved;
 	uint64_t g;
@@ -911,8 +912,15 @@ static void slot_op(struct worker *w, unsigned int m, unsigned int s, enum op op
 			bump(&w->ops[OP_PLACEHOLDER]);
 			sl->alt = out;
 		}
-		ret = uspf_mremap(u, (void *)a, SLOT_SIZE, SLOT_SIZE, MREMAP_MAYMOVE | MREMAP_FIXED,
-				  (void *)sl->alt, &moved);
+		/*
+		 * Half the moves keep the old range (MREMAP_DONTUNMAP): mapped,
+		 * emptied, refilling from the same generation - the next
+		 * move's target.  A move that takes its VMA whole unlinks the
+		 * kept VMA's anon_vma (dontunmap_complete()).
+		 */
+		dontunmap = rnd_below(&w->rng, 2);
+		ret = uspf_mremap(u, (void *)a, SLOT_SIZE, SLOT_SIZE, MREMAP_MAYMOVE | MREMAP_FIXED |
+				  (dontunmap ? MREMAP_DONTUNMAP : 0), (void *)sl->alt, &moved);
 		if (ret == -EFAULT) {
 			/*
 			 * The slot is more than one VMA: its parts did not
@@ -928,6 +936,10 @@ static void slot_op(struct worker *w, unsigned int m, unsigned int s, enum op op
 			break;
 		}
 		slot_set(sl, (uintptr_t)moved, get(&sl->gen));
+		if (dontunmap) {
+			sl->alt = a;	/* the kept range: the next placeholder */
+			break;
+		}
 		/* A new placeholder where it was, unless that place was taken already. */
 		ret = map_pattern(u, a, SLOT_SIZE, 0, MAP_FIXED_NOREPLACE, &out);
 		sl->alt = ret ? 0 : out;

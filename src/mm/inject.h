@@ -28,6 +28,7 @@ enum uspf_inject {
 	INJ_RWSEM_END_READ_OUTSIDE_RCU,	/* pervma-rwsem: vma_end_read()'s up_read() after rcu_read_unlock() */
 	INJ_IMMAP_BEFORE_VMA_LOCK,	/* writers: split/merge take i_mmap_rwsem before the VMA write lock */
 	INJ_MPROTECT_FLAGS_AFTER_PTL,	/* writers: mprotect sets vm_flags after its page-table section */
+	INJ_RWSEM_ANON_VMA_BEFORE_LOCK,	/* pervma-rwsem: check anon_vma before vma_start_read() */
 	NR_INJECTIONS
 };
 

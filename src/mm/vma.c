@@ -152,6 +152,14 @@ void anon_vma_share(struct uspf_vma *dst, struct uspf_vma *src)
 	rcu_assign_pointer(dst->anon_vma, src->anon_vma);
 }
 
+void unlink_anon_vmas(struct uspf_vma *vma)
+{
+	struct uspf_anon_vma *av = vma->anon_vma;
+
+	rcu_assign_pointer(vma->anon_vma, NULL);
+	put_anon_vma(av);
+}
+
 void vm_area_free(struct uspf_vma *vma)
 {
 	put_anon_vma(vma->anon_vma);

@@ -147,6 +147,12 @@ int vma_caches_protect(int prot);
 
 /* Give dst src's anon_vma (a reference of its own); mmap write lock held. */
 void anon_vma_share(struct uspf_vma *dst, struct uspf_vma *src);
+/*
+ * unlink_anon_vmas(): the VMA stops using its anon_vma (mremap's
+ * MREMAP_DONTUNMAP of a whole VMA, dontunmap_complete()).  Mmap write lock
+ * and the VMA write-locked; lock-free readers only ever test the pointer.
+ */
+void unlink_anon_vmas(struct uspf_vma *vma);
 
 /* anon_vma_prepare(): called with mmap_lock held (read is enough). */
 int anon_vma_prepare(struct uspf_vma *vma);

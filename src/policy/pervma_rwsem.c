@@ -115,18 +115,32 @@ static struct uspf_vma *lock_vma_under_rcu(struct vm_fault *vmf)
 	struct uspf_mm *mm = vmf->mm;
 	unsigned long addr = vmf->address;
 	struct uspf_vma *vma;
+	bool early;
 
 	rcu_read_lock();
 retry:
 	vma = vma_lookup(mm, addr);
 	if (!vma)
 		goto inval;
-	stall_at(mm, STALL_LOOKUP);
-	/* Only anonymous VMAs are supported, and only with an anon_vma. */
-	if (!vma_is_anonymous(vma) || !CMM_LOAD_SHARED(vma->anon_vma))
+	/* Only anonymous VMAs are supported, */
+	if (!vma_is_anonymous(vma))
 		goto inval;
+	early = inject(mm, INJ_RWSEM_ANON_VMA_BEFORE_LOCK);
+	if (early && !CMM_LOAD_SHARED(vma->anon_vma))
+		goto inval;
+	stall_at(mm, STALL_LOOKUP);
 	if (!vma_start_read(mm, vma))
 		goto inval;
+	/*
+	 * and only with an anon_vma - checked once the VMA is read-locked
+	 * (6.5, "mm: lock_vma_under_rcu() must check vma->anon_vma under
+	 * vma lock"): before it, a concurrent MREMAP_DONTUNMAP could unlink
+	 * the anon_vma between the check and the lock.
+	 */
+	if (!early && !CMM_LOAD_SHARED(vma->anon_vma)) {
+		vma_end_read(mm, vma);
+		goto inval;
+	}
 	/* vm_start/vm_end may have changed before we locked the VMA. */
 	if (addr < vma->vm_start || addr >= vma->vm_end) {
 		vma_end_read(vmf->mm, vma);
@@ -158,6 +172,13 @@ static void pervma_rwsem_handle_fault(struct vm_fault *vmf)
 	}
 	vmf_snapshot(vmf, vma);
 	vmf->vma_locked = true;
+	/*
+	 * The per-VMA path serves only VMAs with an anon_vma (preparing one
+	 * needs mmap_lock); holding the VMA lock, it cannot go away.
+	 */
+	if (mm_debug_checks(vmf->mm) && !CMM_LOAD_SHARED(vma->anon_vma))
+		mm_violation(vmf->mm, "pervma-rwsem: a fault at %#lx on a VMA with no anon_vma "
+			     "under its VMA read lock", vmf->address);
 	if (vmf_prepare(vmf)) {
 		vma_end_read(vmf->mm, vma);
 		do_fault_mmap_lock(vmf);	/* the backing failed: let the classic path decide */

@@ -399,3 +399,93 @@ ParameterizedTest(bool *inject_bug, pervma_rwsem, split_waits_for_readers_before
 	uspf_destroy(u);
 	close(b.file.fd);
 }
+
+/* ---- lock_vma_under_rcu(): anon_vma checked under the VMA lock ---- */
+
+struct anon_race {
+	struct uspf *u;
+	char *p;
+	sem_t at, go;
+	bool armed;
+	char page[T_PAGE];
+};
+
+static void hold_before_start_read(struct uspf_mm *mm, enum stall_point p, void *arg)
+{
+	struct anon_race *r = arg;
+
+	(void)mm;
+	if (p != STALL_LOOKUP || !__atomic_exchange_n(&r->armed, false, __ATOMIC_ACQ_REL))
+		return;
+	sem_post(&r->at);
+	sem_wait(&r->go);
+}
+
+static void *anon_race_reader(void *arg)
+{
+	struct anon_race *r = arg;
+
+	memcpy(r->page, r->p + T_PAGE, T_PAGE);		/* a read fault on page 1 */
+	return NULL;
+}
+
+ParameterizedTestParameters(pervma_rwsem, anon_vma_checked_under_the_vma_lock)
+{
+	static bool inject_bug[] = { false, true };
+
+	return cr_make_param_array(bool, inject_bug, 2);
+}
+
+/*
+ *   A = [0, 4), page 0 written (A has an anon_vma)
+ *   fault on A+1 (a handler)                writer (the test)
+ *   lock_vma_under_rcu(): finds A
+ *     (injection: A->anon_vma checked here)
+ *     [held before vma_start_read()]
+ *                                           uspf_mremap(A, whole, MAYMOVE | FIXED |
+ *                                           DONTUNMAP, B): A stays, emptied, and
+ *                                           gives up its anon_vma (it went with
+ *                                           the pages to B: dontunmap_complete())
+ *   vma_start_read(A): no writer any more
+ *   (kernel order: A->anon_vma checked here: none -> the mmap_lock path)
+ *   fill and commit under A's read lock?
+ *
+ * The check must come after the lock (fixed in 6.5): before it, the fault
+ * serves a VMA without an anon_vma on a path that cannot prepare one.
+ */
+ParameterizedTest(bool *inject_bug, pervma_rwsem, anon_vma_checked_under_the_vma_lock)
+{
+	struct anon_race r = { .u = rwsem_runtime() };
+	char *b = mmap(NULL, 4 * T_PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char msg[256];
+	pthread_t t;
+	void *moved;
+
+	cr_assert_neq(b, MAP_FAILED);
+	r.p = t_map_pattern(r.u, 4 * T_PAGE, 3);
+	r.p[0] = 'x';				/* the mmap_lock path prepares A's anon_vma */
+	cr_assert_not_null(t_vma_of(r.u, r.p)->anon_vma);
+	sem_init(&r.at, 0, 0);
+	sem_init(&r.go, 0, 0);
+	runtime_set_debug(r.u, *inject_bug ? 1ull << INJ_RWSEM_ANON_VMA_BEFORE_LOCK : 0, true);
+	runtime_set_stall_hook(r.u, hold_before_start_read, &r);
+	r.armed = true;
+	cr_assert_eq(pthread_create(&t, NULL, anon_race_reader, &r), 0);
+	sem_wait(&r.at);
+	cr_assert_eq(uspf_mremap(r.u, r.p, 4 * T_PAGE, 4 * T_PAGE,
+				 MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP, b, &moved), 0);
+	cr_assert_null(t_vma_of(r.u, r.p)->anon_vma, "the kept VMA kept its anon_vma");
+	sem_post(&r.go);
+	pthread_join(t, NULL);
+	/* Either way the bytes are the kept range's: its backing's, refilled. */
+	cr_assert(uspf_pattern_check(3, 1, r.page));
+	cr_assert_eq(b[0], 'x', "the written page moved");
+	if (*inject_bug)
+		cr_assert_geq(runtime_violations(r.u, msg, sizeof(msg)), 1,
+			      "the fault did not go on under the VMA lock without an anon_vma");
+	else
+		cr_assert_eq(runtime_violations(r.u, msg, sizeof(msg)), 0, "%s", msg);
+	runtime_set_stall_hook(r.u, NULL, NULL);
+	runtime_set_debug(r.u, 0, false);
+	uspf_destroy(r.u);
+}
