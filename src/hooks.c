@@ -36,15 +36,13 @@ const struct uspf_inject_info inject_info[NR_INJECTIONS] = {
 		"mmap_write_downgrade() forgets vma_end_write_all()" },
 	[INJ_REFCNT_NO_MM_CHECK] = { "refcnt-no-mm-check", "pervma-refcnt",
 		"vma_start_read() skips vm_mm == mm: a VMA reused by another mm is taken",
-		/* One slot per mm, remapped while other mms' extras take its hole. */
-		(const char *const[]){ "--mms", "2", "--slots", "1", "--writers", "4",
-				       "--ops", "remap,extra", NULL },
 		/*
-		 * The runtimes share one address space: a reused VMA passes the
-		 * range check only if another mm mapped it into this mm's hole
-		 * within the reader's window.  Too rare to count on in seconds.
+		 * One slot per mm; readers held after the lookup while a writer
+		 * unmaps the slot and another mm maps the same range, getting
+		 * the freed VMA object back from the type-safe cache.
 		 */
-		"tests/policy/test_pervma_refcnt.c: reuse_by_another_mm" },
+		(const char *const[]){ "--mms", "2", "--slots", "1", "--writers", "2",
+				       "--stall", "lookup,checked", "--ops", "reuse", NULL } },
 	[INJ_REFCNT_NO_RANGE_CHECK] = { "refcnt-no-range-check", "pervma-refcnt",
 		"lock_vma_under_rcu() skips the range re-check after the reference" },
 	[INJ_REFCNT_PUT_BEFORE_COMMIT] = { "refcnt-put-before-commit", "pervma-refcnt",

@@ -33,11 +33,6 @@ struct uspf_inject_info {
 	 * a narrower workload concentrates the writers on the step it breaks.
 	 */
 	const char *const *torture_args;
-	/*
-	 * Set where the torture cannot make the race likely enough to count
-	 * on: the deterministic test that catches the bug instead.
-	 */
-	const char *caught_by;
 };
 
 extern const struct uspf_inject_info inject_info[NR_INJECTIONS];

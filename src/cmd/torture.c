@@ -118,6 +118,7 @@ enum op {
 	OP_PLACEHOLDER,		/* (counted only) a placeholder mapped where the kernel chose */
 	OP_EXTRA_MAP,		/* a short-lived extra mapping, touched and checked */
 	OP_EXTRA_UNMAP,
+	OP_REUSE,		/* unmap; another mm maps the range; unmapped; refilled */
 	NR_OPS
 };
 
@@ -133,6 +134,7 @@ static const char *const op_names[NR_OPS] = {
 	[OP_PLACEHOLDER] = "placeholder",
 	[OP_EXTRA_MAP] = "extra-map",
 	[OP_EXTRA_UNMAP] = "extra-unmap",
+	[OP_REUSE] = "reuse",
 };
 
 /* What a writer picks, and how often (relative weights); --ops selects by name. */
@@ -144,6 +146,7 @@ static const struct { enum op op; const char *name; unsigned int weight; } op_mi
 	{ OP_DONTNEED, "dontneed", 3 },
 	{ OP_MREMAP, "mremap", 2 },
 	{ OP_EXTRA_MAP, "extra", 4 },	/* map or unmap an extra */
+	{ OP_REUSE, "reuse", 2 },
 };
 
 #define NR_OP_MIX (sizeof(op_mix) / sizeof(op_mix[0]))
@@ -901,6 +904,47 @@ static void slot_op(struct worker *w, unsigned int m, unsigned int s, enum op op
 		if (ret)
 			writer_error(w, "uspf_madvise", m, s, where, ret);
 		break;
+	case OP_REUSE:
+		/*
+		 * SLAB_TYPESAFE_BY_RCU's question (the 2025 refcount series):
+		 * the slot's VMA unmapped, another mm maps the same range at
+		 * once - with pervma-refcnt the freed VMA object is what it
+		 * gets - holds it a moment, unmaps it, and the slot is refilled.
+		 * A reader of this mm that found the old VMA before the unmap
+		 * (held at a stall point) now references another mm's VMA over
+		 * the very address it faults on: only vm_mm == mm tells them
+		 * apart.
+		 */
+		ret = uspf_munmap(u, (void *)a, SLOT_SIZE);
+		if (ret) {
+			writer_error(w, "uspf_munmap", m, s, a, ret);
+			break;
+		}
+		if (t->o.mms > 1) {
+			unsigned int other = (m + 1 + rnd_below(&w->rng, t->o.mms - 1)) % t->o.mms;
+			struct uspf *ou = t->mm[other].u;
+			struct timespec ts = { 0, (long)rnd_below(&w->rng, 300000) };
+
+			if (!map_pattern(ou, a, SLOT_SIZE, new_gen(t), MAP_FIXED_NOREPLACE, &out)) {
+				nanosleep(&ts, NULL);
+				ret = uspf_munmap(ou, (void *)out, SLOT_SIZE);
+				if (ret) {
+					writer_error(w, "uspf_munmap (reuse)", other, s, out, ret);
+					break;
+				}
+			}
+		}
+		ret = map_refill(w, u, a, MAP_FIXED_NOREPLACE, &out, &g);
+		if (ret == -EEXIST) {
+			bump(&w->ops[OP_RELOCATE]);
+			ret = map_refill(w, u, a, 0, &out, &g);
+		}
+		if (ret) {
+			writer_error(w, "uspf_mmap (refill)", m, s, a, ret);
+			break;
+		}
+		slot_set(sl, out, g);
+		break;
 	case OP_MREMAP:
 		if (!sl->alt) {
 			/* Hinted at the slot itself: the kernel picks a free place. */
@@ -1273,7 +1317,7 @@ static void torture_usage(FILE *out)
 "  --list-injections      list the bug injections: name, policy, what it breaks\n"
 "  --watchdog SECONDS     an access in progress longer than this is a lost fault (default 5)\n"
 "  --ops LIST             what writers do, a comma list of remap, map-over, mprotect,\n"
-"                         mprotect-part, dontneed, mremap, extra; or all (default)\n"
+"                         mprotect-part, dontneed, mremap, extra, reuse; or all (default)\n"
 "  --stall LIST           where threads stall now and then, a comma list of lookup,\n"
 "                         checked, locked, snapshot, filled, end-read; all (default);\n"
 "                         or random: a subset drawn from the seed\n"
@@ -1468,7 +1512,7 @@ static int parse_one(struct torture_opts *o, int opt, const char *val)
 	case OPT_OPS:
 		if (parse_ops(val, &o->ops_mask))
 			return bad_value("--ops", val, "a comma list of remap, map-over, mprotect, "
-					 "mprotect-part, dontneed, mremap, extra; or all");
+					 "mprotect-part, dontneed, mremap, extra, reuse; or all");
 		return 0;
 	case OPT_FILES:
 		o->files = true;
