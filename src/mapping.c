@@ -14,6 +14,24 @@
  * range's PTLs held, so a speculative commit either lands before it or
  * sees the sequence change.
  *
+ * Lock order (Documentation/mm/process_addrs.rst; uspf(7), LOCK ORDER),
+ * outermost first; each lock only inside those to its left:
+ *
+ *   writer         mmap_lock      VMA write lock +    i_mmap_rwsem     PTLs
+ *                                 vm_write_begin
+ *   uspf_mmap      write          each VMA replaced   new file VMA     MAP_FIXED's range,
+ *                                 (the new one, not   linked            around the real mmap
+ *                                 yet visible)
+ *   uspf_munmap    write, then    each VMA removed    unlinked at      each run of VMAs,
+ *                  read (after    (downgrade ends     erase            around its munmap
+ *                  the erase)     them)
+ *   uspf_mprotect  write          each VMA in range   split / merge    the range, around
+ *                                 (flags set here)                     the real mprotect
+ *   uspf_mremap    write          source, target      split / merge /  the source (FIXED:
+ *                                 and tail VMAs       link / unlink    every stripe)
+ *   uspf_madvise   write          each VMA in range   -                each run, around
+ *                                                                      the real madvise
+ *
  * The kernel has the last word: after a real call, where the model's
  * rules cannot know what the kernel did (which neighbours vma_merge()
  * joined, how far a failed mprotect got), the writers ask it
