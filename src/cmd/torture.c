@@ -1319,8 +1319,8 @@ static void torture_usage(FILE *out)
 "  --ops LIST             what writers do, a comma list of remap, map-over, mprotect,\n"
 "                         mprotect-part, dontneed, mremap, extra, reuse; or all (default)\n"
 "  --stall LIST           where threads stall now and then, a comma list of lookup,\n"
-"                         checked, locked, snapshot, filled, end-read; all (default);\n"
-"                         or random: a subset drawn from the seed\n"
+"                         checked, locked, snapshot, filled, end-read, prot-changed; all;\n"
+"                         or random: a subset drawn from the seed (default)\n"
 "  --files                half the refills map a file (memfds holding a generation's\n"
 "                         pattern): i_mmap_rwsem in every split and merge\n"
 "  --no-debug-checks      leave the runtimes' invariant checks off: data checks only\n"
@@ -1593,6 +1593,7 @@ static int parse_args(int argc, char **argv, struct torture_opts *o)
 	o->watchdog = 5;
 	o->ops_mask = (1u << NR_OP_MIX) - 1;
 	o->stall_mask = (1ull << NR_STALL_POINTS) - 1;
+	o->stall_random = true;		/* each run arms a subset drawn from its seed */
 	o->debug_checks = true;
 	uspf_config_init(&o->cfg);
 
