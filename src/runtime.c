@@ -148,6 +148,7 @@ int uspf_create(struct uspf **out, const struct uspf_config *cfg)
 	ret = mm_init(&u->mm, &u->uffd, cfg->hz, cfg->anon_vma_at_mmap,
 		      cfg->spf_backoff_aborts, cfg->spf_backoff_jiffies);
 	u->mm.vma_lock = u->policy->vma_lock;
+	u->mm.vm_sequence = u->policy->vm_sequence;
 	u->mm.adaptive_window = cfg->adaptive_window;
 	u->mm.immap_reorder = cfg->immap_reorder;
 	if (ret) {

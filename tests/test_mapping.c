@@ -6,6 +6,7 @@
  * reads: no stale data, no lost wake-up (the suite's timeout), no crash.
  */
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -651,5 +652,52 @@ Test(mapping, mremap_wrapping_length_is_einval)
 	/* Nothing changed: both pages are there, with their bytes. */
 	t_assert_pattern(p, 2 * T_PAGE, 4, 0);
 	cr_assert_eq(t_counter(u, USPF_C_FAULTS) >= 1, true);
+	uspf_destroy(u);
+}
+
+T_POLICY_PARAMS(mapping, writers_pay_their_policys_costs);
+
+/*
+ * Writer work per policy (issue 14): the same churn of mmap, partial
+ * mprotect, mremap and munmap under each policy.  Only spf's writers keep
+ * Dufour's vm_sequence (vma_writes counts its write sections); only the
+ * per-VMA policies write-lock VMAs (their vm_lock_seq moves); mmap-lock
+ * and spf-adaptive pay for neither.
+ */
+ParameterizedTest(enum uspf_policy_id *policy, mapping, writers_pay_their_policys_costs)
+{
+	struct uspf *u = t_runtime(*policy, 1);
+	bool seq = *policy == USPF_POLICY_SPF;
+	bool vma_locks = *policy == USPF_POLICY_PERVMA_RWSEM || *policy == USPF_POLICY_PERVMA_REFCNT;
+	struct uspf_vma *vma;
+	unsigned int seq_left = 0;
+	void *q;
+	int i;
+
+	for (i = 0; i < 50; i++) {
+		char *p = t_map_pattern(u, 8 * T_PAGE, 1);
+
+		p[0] = 1;
+		cr_assert_eq(uspf_mprotect(u, p + 2 * T_PAGE, 2 * T_PAGE, PROT_READ), 0);
+		vma = t_vma_of(u, p);
+		seq_left |= raw_read_seqcount(&vma->vm_sequence);
+		if (vma_locks)
+			cr_assert_neq(atomic_load(&vma->vm_lock_seq), UINT_MAX,
+				      "%s: a changed VMA was never write-locked", uspf_policy_name(*policy));
+		else
+			cr_assert_eq(atomic_load(&vma->vm_lock_seq), UINT_MAX,
+				     "%s: a VMA was write-locked", uspf_policy_name(*policy));
+		cr_assert_eq(uspf_mremap(u, p, 2 * T_PAGE, 3 * T_PAGE, MREMAP_MAYMOVE, NULL, &q), 0);
+		cr_assert_eq(uspf_munmap(u, q, 3 * T_PAGE), 0);
+		cr_assert_eq(uspf_munmap(u, p + 2 * T_PAGE, 6 * T_PAGE), 0);
+	}
+	if (seq) {
+		cr_assert_gt(t_counter(u, USPF_C_VMA_WRITES), 100);
+		cr_assert_neq(seq_left, 0, "spf's writers left no trace in vm_sequence");
+	} else {
+		cr_assert_eq(t_counter(u, USPF_C_VMA_WRITES), 0, "%s's writers paid spf's vm_sequence",
+			     uspf_policy_name(*policy));
+		cr_assert_eq(seq_left, 0);
+	}
 	uspf_destroy(u);
 }

@@ -72,7 +72,8 @@ struct uspf_mm {
 	_Atomic unsigned long spf_backoff_until;
 	_Atomic bool spf_backoff_armed;
 
-	_Atomic uint64_t vma_writes;	/* vm_write_begin() calls */
+	_Atomic uint64_t vma_writes;	/* vm_write_begin() calls that wrote vm_sequence */
+	bool vm_sequence;		/* the policy's writers keep vm_sequence */
 	_Atomic uint64_t vma_write_waits;	/* vma_start_write() that waited for readers */
 	bool immap_reorder;		/* Yu Ma: i_mmap_rwsem only around the file link */
 	_Atomic uint64_t i_mmap_holds;	/* i_mmap_rwsem write holds by this mm, */

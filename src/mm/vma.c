@@ -31,16 +31,25 @@ int vma_cache_init(void)
 	return vm_area_cachep && anon_vma_cachep ? 0 : -ENOMEM;
 }
 
+/*
+ * Dufour's vm_write_begin()/vm_write_end(): only where the policy's design
+ * has them (struct uspf_policy.vm_sequence).  Elsewhere a writer pays one
+ * load of a flag on its own mm, as a kernel built without
+ * CONFIG_SPECULATIVE_PAGE_FAULT pays nothing.
+ */
 void vm_write_begin(struct uspf_vma *vma)
 {
 	mmap_assert_write_locked(vma->vm_mm);
+	if (!vma->vm_mm->vm_sequence)
+		return;
 	atomic_fetch_add_explicit(&vma->vm_mm->vma_writes, 1, memory_order_relaxed);
 	write_seqcount_begin(&vma->vm_sequence);
 }
 
 void vm_write_end(struct uspf_vma *vma)
 {
-	write_seqcount_end(&vma->vm_sequence);
+	if (vma->vm_mm->vm_sequence)
+		write_seqcount_end(&vma->vm_sequence);
 }
 
 struct uspf_vma *vm_area_alloc(struct uspf_mm *mm)

@@ -19,6 +19,13 @@ struct uspf_policy {
 	const char *models;		/* one line: what kernel design it models */
 	void (*handle_fault)(struct vm_fault *vmf);
 	const struct vma_lock_ops *vma_lock;	/* its per-VMA lock, or NULL */
+	/*
+	 * Its writers keep Dufour's per-VMA vm_sequence (vm_write_begin/end).
+	 * Only the SPF series does: the classic path has no such count, the
+	 * per-VMA designs have their own write lock, and Arcangeli's design
+	 * exists precisely to spare writers that cost.
+	 */
+	bool vm_sequence;
 };
 
 extern const struct uspf_policy policy_spf;

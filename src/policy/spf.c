@@ -210,5 +210,6 @@ const struct uspf_policy policy_spf = {
 	.name = "spf",
 	.id = USPF_POLICY_SPF,
 	.models = "Dufour's speculative page fault, per-VMA vm_sequence (v12)",
+	.vm_sequence = true,
 	.handle_fault = spf_handle_fault,
 };

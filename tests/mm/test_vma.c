@@ -46,6 +46,7 @@ Test(vma, write_section_makes_sequence_odd)
 
 	cr_assert_eq(vma_cache_init(), 0);
 	cr_assert_eq(mm_init(&mm, NULL, 250, false, 8, 1), 0);
+	mm.vm_sequence = true;		/* spf's writers keep it */
 	vma = vm_area_alloc(&mm);
 	mmap_write_lock(&mm);
 	cr_assert(raw_read_seqcount(&mm.mm_lock_seq) & 1, "mm_lock_seq odd under the write lock");
@@ -56,6 +57,26 @@ Test(vma, write_section_makes_sequence_odd)
 	mmap_write_unlock(&mm);
 	cr_assert_not(raw_read_seqcount(&mm.mm_lock_seq) & 1);
 	cr_assert_eq(atomic_load(&mm.vma_writes), 1);
+	vm_area_free(vma);
+	mm_destroy(&mm);
+}
+
+/* A policy without vm_sequence: its writers never touch it. */
+Test(vma, no_sequence_no_write_section)
+{
+	struct uspf_mm mm;
+	struct uspf_vma *vma;
+
+	cr_assert_eq(vma_cache_init(), 0);
+	cr_assert_eq(mm_init(&mm, NULL, 250, false, 8, 1), 0);
+	vma = vm_area_alloc(&mm);
+	mmap_write_lock(&mm);
+	vm_write_begin(vma);
+	cr_assert_eq(raw_read_seqcount(&vma->vm_sequence), 0);
+	vm_write_end(vma);
+	mmap_write_unlock(&mm);
+	cr_assert_eq(raw_read_seqcount(&vma->vm_sequence), 0);
+	cr_assert_eq(atomic_load(&mm.vma_writes), 0);
 	vm_area_free(vma);
 	mm_destroy(&mm);
 }
