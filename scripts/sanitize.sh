@@ -30,7 +30,7 @@ SECS=${TORTURE_SECONDS:-2}
 SEED=${TORTURE_SEED:-1}
 JOBS=${JOBS:-2}
 KINDS=${*:-asan tsan}
-POLICIES="spf mmap-lock spf-adaptive pervma-rwsem pervma-refcnt"
+POLICIES="spf mmap-lock spf-adaptive pervma-rwsem pervma-refcnt spf-v12"
 failed=0
 
 say() {

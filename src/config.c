@@ -43,7 +43,7 @@ int uspf_config_validate(const struct uspf_config *cfg, char *msg, size_t len)
 		return bad(msg, len, "config: NULL");
 	if ((unsigned int)cfg->policy >= USPF_NR_POLICIES)
 		return bad(msg, len, "policy: unknown; accepted: spf, mmap-lock, spf-adaptive, "
-			   "pervma-rwsem, pervma-refcnt");
+			   "pervma-rwsem, pervma-refcnt, spf-v12");
 	if (cfg->handlers > USPF_MAX_HANDLERS)
 		return bad(msg, len, "handlers: accepted 0 (online CPUs) to 256");
 	if ((unsigned int)cfg->intake >= USPF_NR_INTAKES)

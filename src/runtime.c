@@ -149,6 +149,8 @@ int uspf_create(struct uspf **out, const struct uspf_config *cfg)
 		      cfg->spf_backoff_aborts, cfg->spf_backoff_jiffies);
 	u->mm.vma_lock = u->policy->vma_lock;
 	u->mm.vm_sequence = u->policy->vm_sequence;
+	if (u->policy->no_backoff)
+		u->mm.spf_backoff_jiffies = 0;
 	u->mm.adaptive_window = cfg->adaptive_window;
 	u->mm.immap_reorder = cfg->immap_reorder;
 	if (ret) {

@@ -186,7 +186,7 @@ import json, sys
 doc = json.load(open(sys.argv[1]))
 assert doc["workloads"] == ["page_fault1", "malloc1", "spf_test", "execl", "random"], doc["workloads"]
 rows = doc["results"]
-policies = ("spf", "mmap-lock", "spf-adaptive", "pervma-rwsem", "pervma-refcnt")
+policies = ("spf", "mmap-lock", "spf-adaptive", "pervma-rwsem", "pervma-refcnt", "spf-v12")
 ops = {"page_fault1": "loops", "malloc1": "churn", "spf_test": "loops", "execl": "maps", "random": None}
 for wl in doc["workloads"]:
     for threads in (1, 2):

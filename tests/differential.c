@@ -1515,7 +1515,7 @@ static void parse_args(int argc, char **argv)
 				opt.all_policies = true;
 			} else if (!v || uspf_policy_from_name(v, &opt.policy)) {
 				usage_error("--policy", "all, spf, mmap-lock, spf-adaptive, "
-					    "pervma-rwsem, pervma-refcnt");
+					    "pervma-rwsem, pervma-refcnt, spf-v12");
 			} else {
 				opt.all_policies = false;
 			}

@@ -667,7 +667,7 @@ T_POLICY_PARAMS(mapping, writers_pay_their_policys_costs);
 ParameterizedTest(enum uspf_policy_id *policy, mapping, writers_pay_their_policys_costs)
 {
 	struct uspf *u = t_runtime(*policy, 1);
-	bool seq = *policy == USPF_POLICY_SPF;
+	bool seq = *policy == USPF_POLICY_SPF || *policy == USPF_POLICY_SPF_V12;
 	bool vma_locks = *policy == USPF_POLICY_PERVMA_RWSEM || *policy == USPF_POLICY_PERVMA_REFCNT;
 	struct uspf_vma *vma;
 	unsigned int seq_left = 0;

@@ -40,6 +40,7 @@ enum uspf_policy_id {
 	USPF_POLICY_SPF_ADAPTIVE,	/* Arcangeli: speculate while mmap_lock is contended */
 	USPF_POLICY_PERVMA_RWSEM,	/* per-VMA locks as merged in 6.4: vm_lock_seq + rwsem */
 	USPF_POLICY_PERVMA_REFCNT,	/* per-VMA locks, 2025: vm_refcnt, type-safe VMA cache */
+	USPF_POLICY_SPF_V12,		/* Dufour's v12 as published: spf with no abort backoff */
 	USPF_NR_POLICIES
 };
 

@@ -13,6 +13,7 @@ static const struct uspf_policy *const policies[USPF_NR_POLICIES] = {
 	[USPF_POLICY_SPF_ADAPTIVE] = &policy_spf_adaptive,
 	[USPF_POLICY_PERVMA_RWSEM] = &policy_pervma_rwsem,
 	[USPF_POLICY_PERVMA_REFCNT] = &policy_pervma_refcnt,
+	[USPF_POLICY_SPF_V12] = &policy_spf_v12,
 };
 
 const struct uspf_policy *policy_get(enum uspf_policy_id id)

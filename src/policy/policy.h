@@ -26,6 +26,8 @@ struct uspf_policy {
 	 * exists precisely to spare writers that cost.
 	 */
 	bool vm_sequence;
+	/* spf: never back off to the mmap lock after a storm of aborts (v12 as published). */
+	bool no_backoff;
 };
 
 extern const struct uspf_policy policy_spf;
@@ -33,6 +35,7 @@ extern const struct uspf_policy policy_mmap_lock;
 extern const struct uspf_policy policy_spf_adaptive;
 extern const struct uspf_policy policy_pervma_rwsem;
 extern const struct uspf_policy policy_pervma_refcnt;
+extern const struct uspf_policy policy_spf_v12;
 
 const struct uspf_policy *policy_get(enum uspf_policy_id id);
 

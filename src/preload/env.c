@@ -13,7 +13,7 @@
 
 #include "preload/env.h"
 
-#define POLICIES "spf, mmap-lock, spf-adaptive, pervma-rwsem, pervma-refcnt"
+#define POLICIES "spf, mmap-lock, spf-adaptive, pervma-rwsem, pervma-refcnt, spf-v12"
 
 static bool parse_uint(const char *s, unsigned long min, unsigned long max, unsigned int *out)
 {

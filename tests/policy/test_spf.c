@@ -242,6 +242,46 @@ Test(spf, writer_storm_backs_off)
 }
 
 /*
+ * spf-v12, the series as published: the same storm, the same backoff
+ * settings, and never a backoff - every fault speculates, each abort
+ * finishes under the mmap lock.
+ */
+Test(spf, v12_never_backs_off)
+{
+	struct uspf_config cfg;
+	struct storm s = { 0 };
+	pthread_t w;
+	uint64_t start = t_now_ns(), aborts = 0;
+	size_t off;
+
+	uspf_config_init(&cfg);
+	cfg.policy = USPF_POLICY_SPF_V12;
+	cfg.handlers = 1;
+	cfg.anon_vma_at_mmap = true;
+	cfg.hz = 100;
+	cfg.spf_backoff_aborts = 2;
+	cfg.spf_backoff_jiffies = 2;
+	s.u = t_runtime_cfg(&cfg);
+	s.p = t_map_pattern(s.u, 256 * T_PAGE, 4);
+	cr_assert_eq(pthread_create(&w, NULL, storm_writer, &s), 0);
+	/* Until the storm has made ten times the aborts that trip spf's backoff (bounded: 5 s). */
+	while (t_now_ns() - start < 5000000000ull && aborts < 20) {
+		uspf_madvise(s.u, s.p, 255 * T_PAGE, MADV_DONTNEED);
+		for (off = 0; off < 255; off++)
+			cr_assert(uspf_pattern_check(4, off, s.p + off * T_PAGE));
+		aborts = t_counter(s.u, USPF_C_SPF_ABORT_VMA_CHANGED) +
+			 t_counter(s.u, USPF_C_SPF_ABORT_SEQ_ODD) +
+			 t_counter(s.u, USPF_C_SPF_ABORT_SNAPSHOT);
+	}
+	s.stop = 1;
+	pthread_join(w, NULL);
+	cr_assert_geq(aborts, 20, "the storm made only %lu aborts", (unsigned long)aborts);
+	cr_assert_eq(t_counter(s.u, USPF_C_SPF_BACKOFF), 0, "spf-v12 backed off");
+	cr_assert_str_eq(uspf_policy_name(USPF_POLICY_SPF_V12), "spf-v12");
+	uspf_destroy(s.u);
+}
+
+/*
  * The speculative fast path writes no shared cacheline but the PTL: with
  * the whole model read-only (runtime, mm, VMAs, anon_vmas, index nodes),
  * speculative faults still complete.  Lespinasse (2021): "adding a single

@@ -269,7 +269,7 @@ Test(preload, threads_map_and_unmap)
 Test(preload, every_policy)
 {
 	static const char *const policies[] = {
-		"spf", "mmap-lock", "spf-adaptive", "pervma-rwsem", "pervma-refcnt",
+		"spf", "mmap-lock", "spf-adaptive", "pervma-rwsem", "pervma-refcnt", "spf-v12",
 	};
 
 	for (size_t i = 0; i < sizeof(policies) / sizeof(policies[0]); i++) {
@@ -301,7 +301,7 @@ Test(preload, fork_while_threads_change_mappings)
 Test(preload, uffd_stress_every_policy, .timeout = 240)
 {
 	static const char *const policies[] = {
-		"spf", "mmap-lock", "spf-adaptive", "pervma-rwsem", "pervma-refcnt",
+		"spf", "mmap-lock", "spf-adaptive", "pervma-rwsem", "pervma-refcnt", "spf-v12",
 	};
 
 	heap_env = "USPF_HEAP=1";
@@ -633,7 +633,7 @@ Test(preload, python_computation)
 Test(preload, real_programs_uspf_heap_every_policy)
 {
 	static const char *const policies[] = {
-		"spf", "mmap-lock", "spf-adaptive", "pervma-rwsem", "pervma-refcnt",
+		"spf", "mmap-lock", "spf-adaptive", "pervma-rwsem", "pervma-refcnt", "spf-v12",
 	};
 	const char *in = big_input();
 	char cmd[512];
