@@ -21,6 +21,14 @@
 _Static_assert(PTL_STRIPES % (8 * sizeof(unsigned long)) == 0,
 	       "the range bitmap is whole longs");
 
+static _Atomic uint64_t yields;
+
+static void ptl_yield(void)
+{
+	atomic_fetch_add_explicit(&yields, 1, memory_order_relaxed);
+	sched_yield();
+}
+
 void ptl_init(struct ptl_table *t)
 {
 	unsigned int i;
@@ -53,9 +61,24 @@ void ptl_lock(struct ptl_table *t, unsigned int idx)
 				continue;
 			}
 			spins = 0;
-			sched_yield();
+			ptl_yield();
 		}
 	}
+}
+
+uint64_t ptl_yields(void)
+{
+	return atomic_load_explicit(&yields, memory_order_relaxed);
+}
+
+void ptl_relax(unsigned int *spins)
+{
+	if (++*spins < PTL_SPINS) {
+		__builtin_ia32_pause();
+		return;
+	}
+	*spins = 0;
+	ptl_yield();
 }
 
 void ptl_unlock(struct ptl_table *t, unsigned int idx)

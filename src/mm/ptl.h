@@ -18,6 +18,7 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #define PMD_SHIFT	21
 #define PMD_SIZE	(1ul << PMD_SHIFT)
@@ -54,6 +55,15 @@ void ptl_init(struct ptl_table *t);
 bool ptl_trylock(struct ptl_table *t, unsigned int idx);
 void ptl_lock(struct ptl_table *t, unsigned int idx);
 void ptl_unlock(struct ptl_table *t, unsigned int idx);
+/*
+ * One round of waiting for a held PTL, for a caller that polls it by
+ * trylock (spf's pte_map_lock()): a pause, and every PTL_SPINS rounds a
+ * sched_yield(), so that on a machine with fewer CPUs than threads a
+ * waiter does not burn its quantum behind a preempted holder.
+ */
+void ptl_relax(unsigned int *spins);
+/* sched_yield() calls made waiting for PTLs, process-wide (tests, debugging). */
+uint64_t ptl_yields(void);
 
 /* Every stripe covering [start, end), in ascending stripe order. */
 void ptl_lock_range(struct ptl_table *t, unsigned long start, unsigned long end);

@@ -78,11 +78,15 @@ static bool vma_has_changed(struct vm_fault *vmf)
  * pte_map_lock(): check, trylock the PTL, check again with it held.  The
  * trylock loop is the kernel's (it ran with irqs off and could not spin
  * on a lock whose holder waits for an IPI); the first check saves taking
- * the lock for a fault that is already stale.
+ * the lock for a fault that is already stale.  The kernel's holder never
+ * sleeps; a handler thread here can be preempted holding one, so the
+ * loop yields every PTL_SPINS rounds (ptl_relax()) rather than spin out
+ * its quantum behind it.
  */
 static bool pte_map_lock(struct vm_fault *vmf, unsigned int ptl)
 {
 	struct uspf_mm *mm = vmf->mm;
+	unsigned int spins = 0;
 
 	for (;;) {
 		if (vma_has_changed(vmf))
@@ -90,7 +94,7 @@ static bool pte_map_lock(struct vm_fault *vmf, unsigned int ptl)
 		stall_at(mm, STALL_FILLED);
 		if (ptl_trylock(&mm->ptl, ptl))
 			break;
-		__builtin_ia32_pause();
+		ptl_relax(&spins);
 	}
 	if (vma_has_changed(vmf) && !inject(mm, INJ_SPF_NO_REVALIDATE)) {
 		ptl_unlock(&mm->ptl, ptl);

@@ -16,8 +16,18 @@
 
 #include "tests/helpers.h"
 #include "hooks.h"
+#include "runtime.h"
 
 TestSuite(spf, .timeout = 30);
+
+/* Read one page into a buffer: a fault, on a thread of its own. */
+static void *touch_one(void *arg)
+{
+	struct { char *p; char buf[4096]; } *t = arg;
+
+	memcpy(t->buf, t->p, sizeof(t->buf));
+	return NULL;
+}
 
 static struct uspf *spf_runtime(bool anon_vma_at_mmap, unsigned int handlers)
 {
@@ -187,6 +197,33 @@ Test(spf, vma_removed_between_snapshot_and_commit)
 Test(spf, slow_fill_does_not_block_writers)
 {
 	cr_assert_not(t_writer_blocked_by_fill(USPF_POLICY_SPF));
+}
+
+/*
+ * A speculative fault that meets a held PTL (the holder preempted, on a
+ * machine with fewer CPUs than threads) yields the CPU every PTL_SPINS
+ * rounds instead of spinning out its quantum, then commits once the
+ * holder lets go.
+ */
+Test(spf, held_ptl_makes_the_handler_yield)
+{
+	struct uspf *u = spf_runtime(true, 1);
+	char *p = t_map_pattern(u, 4 * T_PAGE, 6);
+	unsigned int idx = ptl_index((unsigned long)p);
+	uint64_t before = ptl_yields();
+	struct toucher_arg { char *p; char buf[T_PAGE]; } t = { .p = p };
+	pthread_t r;
+
+	ptl_lock(&u->mm.ptl, idx);		/* a holder that does not run */
+	cr_assert_eq(pthread_create(&r, NULL, touch_one, &t), 0);
+	t_sleep_ms(50);
+	cr_assert_gt(ptl_yields(), before, "the handler spun without yielding");
+	ptl_unlock(&u->mm.ptl, idx);
+	pthread_join(r, NULL);
+	cr_assert(uspf_pattern_check(6, 0, t.buf));
+	t_quiesce(u);
+	cr_assert_eq(t_counter(u, USPF_C_SPF_SUCCESS), 1, "it committed speculatively after all");
+	uspf_destroy(u);
 }
 
 /* Writers making speculation fail again and again: a backoff, not a retry storm. */
