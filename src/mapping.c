@@ -29,8 +29,8 @@
  *                                 (flags set here)                     the real mprotect
  *   uspf_mremap    write          source, target      split / merge /  the source (FIXED:
  *                                 and tail VMAs       link / unlink    every stripe)
- *   uspf_madvise   write          each VMA in range   -                each run, around
- *                                                                      the real madvise
+ *   uspf_madvise   read (spf:     spf only: each VMA  -                each run, around
+ *                  write)         in range                             the real madvise
  *
  * The kernel has the last word: after a real call, where the model's
  * rules cannot know what the kernel did (which neighbours vma_merge()
@@ -870,7 +870,7 @@ int uspf_madvise(struct uspf *u, void *addr, size_t len, int advice)
 	unsigned long start = (unsigned long)addr, end, a, stop;
 	struct uspf_mm *mm;
 	struct uspf_vma *vma;
-	bool hole = false;
+	bool hole = false, seq;
 	int ret = 0;
 
 	if (!u || advice != MADV_DONTNEED)
@@ -884,10 +884,17 @@ int uspf_madvise(struct uspf *u, void *addr, size_t len, int advice)
 		return 0;
 	mm = &u->mm;
 	/*
-	 * The kernel zaps under mmap_lock read; Dufour's series wraps the zap
-	 * in vm_write_begin(), which needs writers serialised: write lock here.
+	 * The kernel zaps under the mmap lock held for read, ordered against
+	 * faults by the PTLs (faults of other VMAs, and under the per-VMA
+	 * locks of this one too, go on meanwhile).  Dufour's series wraps the
+	 * zap in vm_write_begin(), whose writers must be serialised: under
+	 * spf alone the write lock.
 	 */
-	mmap_write_lock(mm);
+	seq = mm->vm_sequence;
+	if (seq)
+		mmap_write_lock(mm);
+	else
+		mmap_read_lock(mm);
 	for (a = start; a < end; a = stop) {
 		vma = find_vma(mm, a);
 		if (!vma || vma->vm_start >= end) {
@@ -899,14 +906,19 @@ int uspf_madvise(struct uspf *u, void *addr, size_t len, int advice)
 			a = vma->vm_start;
 		}
 		stop = mapped_until(mm, a, end);
-		write_range(mm, a, stop, true);
+		if (seq)
+			write_range(mm, a, stop, true);
 		ptl_lock_range(&mm->ptl, a, stop);
 		if (syscall(SYS_madvise, a, stop - a, MADV_DONTNEED) && !ret)
 			ret = -errno;
 		ptl_unlock_range(&mm->ptl, a, stop);
-		write_range(mm, a, stop, false);
+		if (seq)
+			write_range(mm, a, stop, false);
 	}
-	mmap_write_unlock(mm);
+	if (seq)
+		mmap_write_unlock(mm);
+	else
+		mmap_read_unlock(mm);
 	return ret ? ret : hole ? -ENOMEM : 0;
 }
 

@@ -150,6 +150,7 @@ struct slow_fill {
 	sem_t in_fill;
 	sem_t writer_done;
 	bool writer_waited;
+	bool dontneed;		/* the writer: MADV_DONTNEED (else mprotect) */
 	int fills;
 };
 
@@ -183,14 +184,17 @@ static void *slow_fill_writer(void *arg)
 	struct slow_fill *sf = arg;
 
 	sem_wait(&sf->in_fill);
-	cr_assert_eq(uspf_madvise(sf->u, sf->other, T_PAGE, MADV_DONTNEED), 0);
+	if (sf->dontneed)
+		cr_assert_eq(uspf_madvise(sf->u, sf->other, T_PAGE, MADV_DONTNEED), 0);
+	else
+		cr_assert_eq(uspf_mprotect(sf->u, sf->other, T_PAGE, PROT_READ), 0);
 	sem_post(&sf->writer_done);
 	return NULL;
 }
 
-bool t_writer_blocked_by_fill(enum uspf_policy_id policy)
+static bool blocked_by_fill(enum uspf_policy_id policy, bool dontneed)
 {
-	struct slow_fill sf = { 0 };
+	struct slow_fill sf = { .dontneed = dontneed };
 	struct uspf_backing b = { .kind = USPF_BACKING_FILL, .fill = { slow_fill_cb, &sf } };
 	struct uspf_config cfg;
 	volatile char *p;
@@ -210,6 +214,16 @@ bool t_writer_blocked_by_fill(enum uspf_policy_id policy)
 	pthread_join(w, NULL);
 	uspf_destroy(sf.u);
 	return sf.writer_waited;
+}
+
+bool t_writer_blocked_by_fill(enum uspf_policy_id policy)
+{
+	return blocked_by_fill(policy, false);
+}
+
+bool t_dontneed_blocked_by_fill(enum uspf_policy_id policy)
+{
+	return blocked_by_fill(policy, true);
 }
 
 void t_sleep_ms(long ms)

@@ -63,5 +63,7 @@ struct uspf_vma *t_vma_of(struct uspf *u, void *addr);
  * fill, i.e. the policy holds the mmap lock across it.
  */
 bool t_writer_blocked_by_fill(enum uspf_policy_id policy);
+/* The same with MADV_DONTNEED of the other VMA as the "writer". */
+bool t_dontneed_blocked_by_fill(enum uspf_policy_id policy);
 
 #endif

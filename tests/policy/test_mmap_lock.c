@@ -55,3 +55,14 @@ Test(mmap_lock, slow_fill_blocks_writers)
 {
 	cr_assert(t_writer_blocked_by_fill(USPF_POLICY_MMAP_LOCK));
 }
+
+/*
+ * MADV_DONTNEED is no writer: the kernel zaps under the mmap lock held for
+ * read, ordered against faults by the PTL.  A fault holding the lock for
+ * read across a slow fill does not hold up a DONTNEED of another VMA (it
+ * did when uspf took the write lock for it).
+ */
+Test(mmap_lock, dontneed_runs_beside_a_fault)
+{
+	cr_assert_not(t_dontneed_blocked_by_fill(USPF_POLICY_MMAP_LOCK));
+}

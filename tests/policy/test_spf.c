@@ -339,3 +339,9 @@ Test(spf, fast_path_writes_no_shared_cacheline)
 	cr_assert_eq(t_counter(u, USPF_C_SPF_SUCCESS), 64);
 	uspf_destroy(u);
 }
+
+/* spf's DONTNEED enters vm_write_begin(), whose writers are serialised: the write lock. */
+Test(spf, dontneed_is_a_writer_under_spf)
+{
+	cr_assert_not(t_dontneed_blocked_by_fill(USPF_POLICY_SPF), "spf's fault holds no mmap lock");
+}
