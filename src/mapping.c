@@ -191,12 +191,19 @@ static int split_vma(struct uspf_mm *mm, struct uspf_vma *vma, unsigned long add
 	vma_write_enter(vma);
 	if (vma->vm_file && !immap_first)
 		i_mmap_lock_write(mm, vma->vm_file, &t0);
+	/*
+	 * The new half is write-locked and attached before anyone can find
+	 * it (vma_iter_store_new()); the index changes in one step, so a
+	 * lock-free reader finds the whole VMA or both halves, never no VMA
+	 * at an address mapped throughout.
+	 */
+	vma_start_write(new);
+	vma_mark_attached(new);
 	CMM_STORE_SHARED(vma->vm_end, addr);
-	vma_index_set_range(&mm->index, vma->vm_start, vma->vm_start, addr);
-	ret = vma_insert(mm, new);
+	ret = vma_index_split(&mm->index, vma->vm_start, addr, new);
 	if (ret) {
 		CMM_STORE_SHARED(vma->vm_end, old_end);
-		vma_index_set_range(&mm->index, vma->vm_start, vma->vm_start, old_end);
+		vma_mark_detached(new);
 	} else if (new->vm_file) {
 		vma_link_file(new);
 	}
@@ -336,13 +343,21 @@ static void vma_merge_pair(struct uspf_mm *mm, struct uspf_vma *prev, struct usp
 	if (prev->vm_file && !immap_first)
 		i_mmap_lock_write(mm, prev->vm_file, &t0);
 	vma_mark_detached(next);
-	vma_index_erase(&mm->index, next->vm_start);
 	if (next->vm_file)
 		vma_unlink_file(next);
 	if (!prev->anon_vma && next->anon_vma)
 		anon_vma_share(prev, next);
+	/*
+	 * prev covers next's range first, then the index folds next into it
+	 * in one step: no reader finds no VMA in between.  Across two leaves
+	 * (or with no memory for the copy) erase and extend, with a hole for
+	 * that moment: readers then fall back and wait for us.
+	 */
 	CMM_STORE_SHARED(prev->vm_end, next->vm_end);
-	vma_index_set_range(&mm->index, prev->vm_start, prev->vm_start, prev->vm_end);
+	if (vma_index_merge(&mm->index, prev->vm_start, next->vm_start)) {
+		vma_index_erase(&mm->index, next->vm_start);
+		vma_index_set_range(&mm->index, prev->vm_start, prev->vm_start, prev->vm_end);
+	}
 	vm_write_end(next);
 	vm_write_end(prev);
 	if (prev->vm_file)

@@ -16,6 +16,7 @@
 
 #include "tests/helpers.h"
 #include "mm/vma.h"
+#include "runtime.h"
 
 TestSuite(mapping, .timeout = 60);
 
@@ -700,4 +701,63 @@ ParameterizedTest(enum uspf_policy_id *policy, mapping, writers_pay_their_policy
 		cr_assert_eq(seq_left, 0);
 	}
 	uspf_destroy(u);
+}
+
+/* ---- lock-free readers never see a hole where memory stayed mapped ---- */
+
+struct hole_reader {
+	struct uspf *u;
+	char *p;
+	atomic_bool stop;
+	unsigned long lookups, holes;
+};
+
+static void *hole_reader_thread(void *arg)
+{
+	struct hole_reader *r = arg;
+	unsigned long k;
+
+	rcu_register_thread();
+	while (!atomic_load(&r->stop)) {
+		for (k = 0; k < 8; k++) {
+			rcu_read_lock();
+			if (!vma_lookup(&r->u->mm, (unsigned long)r->p + k * T_PAGE))
+				r->holes++;
+			rcu_read_unlock();
+			r->lookups++;
+		}
+	}
+	rcu_unregister_thread();
+	return NULL;
+}
+
+/*
+ *   01234567   one VMA; the writer splits it (mprotect of one page) and
+ *   AAAaAAAA   merges it back, again and again, while a reader looks up
+ *              every page under RCU alone, as a speculative fault does
+ *
+ * __split_vma() and vma_merge() replace maple tree nodes: a reader sees
+ * the tree before or after, never a range with no VMA.  So must it here.
+ */
+Test(mapping, split_and_merge_show_readers_no_hole)
+{
+	struct hole_reader r = { .u = t_runtime(USPF_POLICY_SPF, 1) };
+	pthread_t t;
+	int i;
+
+	r.p = t_map_pattern(r.u, 8 * T_PAGE, 1);
+	cr_assert_eq(pthread_create(&t, NULL, hole_reader_thread, &r), 0);
+	for (i = 0; i < 3000; i++) {
+		char *page = r.p + (i % 8) * T_PAGE;
+
+		cr_assert_eq(uspf_mprotect(r.u, page, T_PAGE, PROT_READ), 0);
+		cr_assert_eq(uspf_mprotect(r.u, page, T_PAGE, PROT_READ | PROT_WRITE), 0);
+	}
+	atomic_store(&r.stop, true);
+	pthread_join(t, NULL);
+	cr_assert_gt(r.lookups, 0);
+	cr_assert_eq(r.holes, 0, "%lu of %lu lookups found no VMA at a mapped address",
+		     r.holes, r.lookups);
+	t_assert_pattern(r.p, 8 * T_PAGE, 1, 0);
+	uspf_destroy(r.u);
 }

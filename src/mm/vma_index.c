@@ -1003,6 +1003,76 @@ void *vma_index_erase(struct vma_index *idx, unsigned long start)
 	return entry;
 }
 
+/*
+ * The range starting at start becomes [start, addr) and [addr, end) ->
+ * entry in one copy of its leaf, published at once: a reader sees the
+ * range whole or both halves, never a hole at [addr, end) (the maple
+ * tree's node replacement does the same for __split_vma()).
+ */
+int vma_index_split(struct vma_index *idx, unsigned long start, unsigned long addr, void *entry)
+{
+	struct litem it[2 * LEAF_SLOTS + 1];
+	unsigned int n, i;
+	size_t holes = 0;
+	struct path p;
+	int ret;
+
+	if (!idx->root)
+		return -ENOENT;
+	path_descend(idx, start, &p);
+	if (!path_at_slot(&p) || !path_entry(&p) || path_start(&p) != start)
+		return -ENOENT;
+	if (addr <= start || addr >= path_end(&p))
+		return -EINVAL;
+	n = leaf_gather(p.node[0], LEAF_SLOTS, it, 0, &holes);
+	for (i = 0; i < n && it[i].start != start; i++)
+		;
+	memmove(&it[i + 2], &it[i + 1], (n - i - 1) * sizeof(*it));
+	it[i + 1] = (struct litem){ addr, it[i].end, entry };
+	it[i].end = addr;
+	ret = rebuild(idx, &p, it, n + 1, holes);
+	if (ret)
+		return ret;
+	CMM_STORE_SHARED(idx->count, idx->count + 1);
+	holes_purge(idx);
+	return 0;
+}
+
+/*
+ * The range starting at next_start folds into the one before it, which
+ * starts at prev_start and ends where it begins: one copy of their leaf,
+ * published at once.  -EXDEV if they are not in one leaf (the caller
+ * erases and extends instead, with a moment's hole between).
+ */
+int vma_index_merge(struct vma_index *idx, unsigned long prev_start, unsigned long next_start)
+{
+	struct litem it[2 * LEAF_SLOTS + 1];
+	unsigned int n, i;
+	size_t holes = 0;
+	struct path p;
+	int ret;
+
+	if (!idx->root)
+		return -ENOENT;
+	path_descend(idx, prev_start, &p);
+	if (!path_at_slot(&p) || !path_entry(&p) || path_start(&p) != prev_start ||
+	    path_end(&p) != next_start)
+		return -ENOENT;
+	n = leaf_gather(p.node[0], LEAF_SLOTS, it, 0, &holes);
+	for (i = 0; i < n && it[i].start != prev_start; i++)
+		;
+	if (i + 1 >= n || it[i + 1].start != next_start)
+		return -EXDEV;
+	it[i].end = it[i + 1].end;
+	memmove(&it[i + 1], &it[i + 2], (n - i - 2) * sizeof(*it));
+	ret = rebuild(idx, &p, it, n - 1, holes);
+	if (ret)
+		return ret;
+	CMM_STORE_SHARED(idx->count, idx->count - 1);
+	holes_purge(idx);
+	return 0;
+}
+
 int vma_index_set_range(struct vma_index *idx, unsigned long old_start,
 			unsigned long start, unsigned long end)
 {

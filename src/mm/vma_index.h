@@ -21,7 +21,8 @@
  *   . an entry present with the same range for the whole call is found:
  *     by vma_index_lookup() at every address of its range, and by
  *     vma_index_find() unless it returns an entry below it;
- *   . an insert or an erase is seen whole or not at all;
+ *   . an insert, an erase, a split (vma_index_split()) or a merge within
+ *     one leaf (vma_index_merge()) is seen whole or not at all;
  *   . a range being changed by vma_index_set_range() is seen old, new, or
  *     with its new start and old end, and always inside the free space
  *     between its neighbours: it never overlaps another entry.
@@ -72,6 +73,16 @@ void *vma_index_erase(struct vma_index *idx, unsigned long start);
 int vma_index_set_range(struct vma_index *idx, unsigned long old_start,
 			unsigned long start, unsigned long end);
 
+/*
+ * __split_vma() and vma_merge() as one step each for readers: the range
+ * at start split at addr, the new half [addr, end) -> entry; the range at
+ * next_start folded into the one at prev_start.  Never a hole at an
+ * address mapped throughout.  split: -ENOENT, -EINVAL, -ENOMEM; merge:
+ * -ENOENT, -ENOMEM, -EXDEV (not in one leaf: the caller erases and
+ * extends).
+ */
+int vma_index_split(struct vma_index *idx, unsigned long start, unsigned long addr, void *entry);
+int vma_index_merge(struct vma_index *idx, unsigned long prev_start, unsigned long next_start);
 /* The entry whose range contains addr, or NULL. */
 void *vma_index_lookup(const struct vma_index *idx, unsigned long addr);
 /*

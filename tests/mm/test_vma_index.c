@@ -252,6 +252,56 @@ Test(vma_index, set_range)
 	vma_index_destroy(&idx);
 }
 
+Test(vma_index, split_and_merge)
+{
+	struct vma_index idx;
+	unsigned long i;
+	char name[2];
+
+	cr_assert_eq(vma_index_init(&idx, 3), 0);
+	/*
+	 * 0123456789abc
+	 * AAAAAA  CC
+	 */
+	layout_insert(&idx, "AAAAAA  CC");
+	cr_assert_eq(vma_index_split(&idx, 0, PG(2), E('B')), 0);
+	assert_layout(&idx, "AABBBB  CC");
+	cr_assert_eq(vma_index_split(&idx, PG(2), PG(5), E('D')), 0);
+	assert_layout(&idx, "AABBBD  CC");
+	/* Not at a start, at an edge, or outside: refused, nothing changes. */
+	cr_assert_eq(vma_index_split(&idx, PG(1), PG(2), E('X')), -ENOENT);
+	cr_assert_eq(vma_index_split(&idx, PG(2), PG(2), E('X')), -EINVAL);
+	cr_assert_eq(vma_index_split(&idx, PG(2), PG(5), E('X')), -EINVAL);
+	assert_layout(&idx, "AABBBD  CC");
+	/* Merge back; not adjacent, or no range there: refused. */
+	cr_assert_eq(vma_index_merge(&idx, PG(2), PG(5)), 0);
+	assert_layout(&idx, "AABBBB  CC");
+	cr_assert_eq(vma_index_merge(&idx, PG(2), PG(8)), -ENOENT);
+	cr_assert_eq(vma_index_merge(&idx, PG(1), PG(2)), -ENOENT);
+	cr_assert_eq(vma_index_merge(&idx, 0, PG(2)), 0);
+	assert_layout(&idx, "AAAAAA  CC");
+	vma_index_destroy(&idx);
+
+	/* Enough ranges for several leaves: a merge across two is -EXDEV, a split anywhere works. */
+	cr_assert_eq(vma_index_init(&idx, 3), 0);
+	for (i = 0; i < 60; i++)
+		cr_assert_eq(vma_index_insert(&idx, PG(i), PG(i + 1), E('a' + i % 26)), 0);
+	for (i = 0; i + 1 < 60; i++) {
+		int ret = vma_index_merge(&idx, PG(i), PG(i + 1));
+
+		cr_assert(ret == 0 || ret == -EXDEV, "merge at %lu: %d", i, ret);
+		if (ret == 0) {
+			cr_assert_eq(vma_index_split(&idx, PG(i), PG(i + 1), E('a' + (i + 1) % 26)), 0);
+		}
+	}
+	for (i = 0; i < 60; i++) {
+		name[0] = (char)('a' + i % 26);
+		cr_assert_eq(lookup(&idx, PG(i)), E(name[0]), "page %lu", i);
+	}
+	cr_assert_eq(vma_index_count(&idx), 60);
+	vma_index_destroy(&idx);
+}
+
 Test(vma_index, erase)
 {
 	struct vma_index idx;
