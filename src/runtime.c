@@ -267,6 +267,8 @@ int uspf_stats(struct uspf *u, struct uspf_stats *st)
 		for (b = 0; b < USPF_HIST_BUCKETS; b++)
 			st->hist[b] += __atomic_load_n(&h->hist[b], __ATOMIC_RELAXED);
 	}
+	st->counters[USPF_C_MMAP_LOCK_SPUN] =
+		atomic_load_explicit(&u->mm.mmap_lock.spun, memory_order_relaxed);
 	st->counters[USPF_C_MMAP_LOCK_CONTENDED] =
 		atomic_load_explicit(&u->mm.mmap_lock.contended, memory_order_relaxed);
 	st->counters[USPF_C_VMA_WRITES] =

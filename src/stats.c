@@ -34,6 +34,7 @@ static const char *const counter_names[USPF_NR_COUNTERS] = {
 	[USPF_C_INTAKE_READS] = "intake_reads",
 	[USPF_C_INTAKE_ERRORS] = "intake_errors",
 	[USPF_C_MMAP_LOCK_CONTENDED] = "mmap_lock_contended",
+	[USPF_C_MMAP_LOCK_SPUN] = "mmap_lock_spun",
 	[USPF_C_VMA_WRITES] = "vma_writes",
 	[USPF_C_VMA_LOCK_SUCCESS] = "vma_lock_success",
 	[USPF_C_VMA_LOCK_ABORT] = "vma_lock_abort",

@@ -137,6 +137,7 @@ enum uspf_counter {
 	USPF_C_I_MMAP_HOLD_NS,		/* ... and the nanoseconds it was held */
 	USPF_C_I_MMAP_CONTENDED,	/* ... that had to wait */
 	USPF_C_FAULTS_ENDED,		/* fault messages whose handling is over (== faults when idle) */
+	USPF_C_MMAP_LOCK_SPUN,		/* mmap_lock acquisitions that spun on a writer and got it awake */
 	USPF_NR_COUNTERS
 };
 

@@ -111,6 +111,32 @@ void init_rwsem(struct rw_semaphore *sem)
 {
 	atomic_init(&sem->state, 0);
 	atomic_init(&sem->contended, 0);
+	atomic_init(&sem->spun, 0);
+}
+
+/*
+ * Spin while a writer holds the word (and nobody sleeps yet: a queue
+ * means the wait is long), at most RWSEM_SPIN_NS.  True when the writer
+ * let go while we spun; *s is the word as last seen.
+ */
+static bool rwsem_spin_on_writer(struct rw_semaphore *sem, uint32_t *s)
+{
+	uint64_t t0 = rwsem_now_ns();
+	unsigned int i;
+
+	for (i = 1; (*s & RWSEM_WRITER) && !(*s & RWSEM_SLEEPERS); i++) {
+		__builtin_ia32_pause();
+		if (!(i & 63) && rwsem_now_ns() - t0 > RWSEM_SPIN_NS)
+			return false;
+		*s = atomic_load_explicit(&sem->state, memory_order_relaxed);
+	}
+	return !(*s & RWSEM_WRITER);
+}
+
+static void rwsem_count_spun(struct rw_semaphore *sem, bool spun, bool slept)
+{
+	if (spun && !slept)
+		atomic_fetch_add_explicit(&sem->spun, 1, memory_order_relaxed);
 }
 
 /*
@@ -146,13 +172,19 @@ void down_read(struct rw_semaphore *sem)
 {
 	uint32_t s = atomic_load_explicit(&sem->state, memory_order_relaxed);
 	uint64_t since = 0, waited;
-	bool slept = false;
+	bool slept = false, spun = false;
 
 	for (;;) {
 		if (!rwsem_read_blocked(s)) {
 			if (rwsem_read_cas(sem, &s))
 				break;
 			continue;
+		}
+		/* Behind a writer that holds it (not one that waits): spin a while. */
+		if (!spun && (s & RWSEM_WRITER)) {
+			spun = true;
+			if (rwsem_spin_on_writer(sem, &s))
+				continue;
 		}
 		if (!since)
 			since = rwsem_now_ns();
@@ -179,6 +211,7 @@ void down_read(struct rw_semaphore *sem)
 		s = atomic_load_explicit(&sem->state, memory_order_relaxed);
 	}
 	rwsem_count_contended(sem, slept);
+	rwsem_count_spun(sem, spun, slept);
 }
 
 /*
@@ -245,7 +278,7 @@ bool down_write_trylock(struct rw_semaphore *sem)
 void down_write(struct rw_semaphore *sem)
 {
 	uint32_t s = atomic_load_explicit(&sem->state, memory_order_relaxed);
-	bool slept = false;
+	bool slept = false, spun = false;
 
 	for (;;) {
 		if (!(s & RWSEM_WRITE_BLOCKED)) {
@@ -253,10 +286,16 @@ void down_write(struct rw_semaphore *sem)
 				break;
 			continue;
 		}
+		if (!spun && (s & RWSEM_WRITER)) {
+			spun = true;
+			if (rwsem_spin_on_writer(sem, &s))
+				continue;
+		}
 		slept |= rwsem_sleep(sem, s, RWSEM_SLEEPERS | RWSEM_WRITER_WAITING, 0);
 		s = atomic_load_explicit(&sem->state, memory_order_relaxed);
 	}
 	rwsem_count_contended(sem, slept);
+	rwsem_count_spun(sem, spun, slept);
 }
 
 void up_write(struct rw_semaphore *sem)

@@ -33,7 +33,16 @@
 struct rw_semaphore {
 	_Atomic uint32_t state;
 	_Atomic uint64_t contended;	/* acquisitions that had to sleep */
+	_Atomic uint64_t spun;		/* acquisitions that spun on a writer, and never slept */
 };
+
+/*
+ * rwsem_optimistic_spin(): before sleeping behind a writer, spin on the
+ * lock word - the kernel does while the owner runs (osq_lock, what Yu Ma
+ * saw hot in seed 000).  User space cannot see whether the owner runs, so
+ * the spin is bounded: a writer's hold is one system call or so.
+ */
+#define RWSEM_SPIN_NS		20000ull
 
 void init_rwsem(struct rw_semaphore *sem);
 void down_read(struct rw_semaphore *sem);
