@@ -235,11 +235,14 @@ retry:
 	case VMA_READ_OK:
 		break;
 	}
-	/* A stable reference: from here on the VMA cannot change under us. */
+	/*
+	 * A stable reference: from here on the VMA cannot change under us.
+	 * Since 6.10 the range (and vm_mm, above) is all that is checked
+	 * here: file VMAs are served under the VMA lock too (read faults
+	 * since 6.7), and a missing anon_vma is the fault's business.
+	 */
 	if (!inject(mm, INJ_REFCNT_NO_RANGE_CHECK) &&
 	    (addr < vma->vm_start || addr >= vma->vm_end))
-		goto inval_end_read;
-	if (!vma_is_anonymous(vma) || !CMM_LOAD_SHARED(vma->anon_vma))
 		goto inval_end_read;
 	rcu_read_unlock();
 	return vma;
@@ -259,6 +262,18 @@ static void pervma_refcnt_handle_fault(struct vm_fault *vmf)
 	enum vmf_result r;
 
 	if (!vma) {
+		do_fault_mmap_lock(vmf);
+		return;
+	}
+	/*
+	 * vmf_anon_prepare(): a write fault (an anonymous page, or a private
+	 * file page's copy) needs an anon_vma, and __anon_vma_prepare() needs
+	 * the mmap lock: VM_FAULT_RETRY, counted as vma_lock_retry.  A read
+	 * fault needs none (the kernel maps the zero page or the file's page).
+	 */
+	if ((vmf->flags & FAULT_FLAG_WRITE) && !CMM_LOAD_SHARED(vma->anon_vma)) {
+		vma_end_read(vma);
+		count_event(vmf->h, USPF_C_VMA_LOCK_RETRY);
 		do_fault_mmap_lock(vmf);
 		return;
 	}
@@ -290,7 +305,7 @@ static void pervma_refcnt_handle_fault(struct vm_fault *vmf)
 const struct uspf_policy policy_pervma_refcnt = {
 	.name = "pervma-refcnt",
 	.id = USPF_POLICY_PERVMA_REFCNT,
-	.models = "per-VMA locks, 2025: vm_refcnt + SLAB_TYPESAFE_BY_RCU VMA cache",
+	.models = "per-VMA locks, 2025: vm_refcnt + SLAB_TYPESAFE_BY_RCU VMA cache, 6.10+ fault path",
 	.handle_fault = pervma_refcnt_handle_fault,
 	.vma_lock = &vma_lock_refcnt,
 };
