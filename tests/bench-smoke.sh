@@ -177,17 +177,18 @@ rc=$?
 [ -e "$TMP/none.svg" ] && fail "--plot without gnuplot wrote a plot"
 cat "$TMP/err" >&2
 # ---- the harness's workloads, tiny: every row there, faults and counters sane ----
-run bench --workload page_fault1,malloc1,spf_test,execl,random --size 1M \
+run bench --workload page_fault1,malloc1,spf_test,execl,random,ebizzy --size 1M --chunk-size 64K \
 	--map-size 256K --churn-size 1M --file-size 64K --touch-pages 4 \
 	--duration 0.05 --iterations 1 --threads 1,2 --format json ||
 	fail "bench (harness workloads) exited $? ($(cat "$TMP/err"))"
 [ -z "$HAVE_PYTHON" ] || python3 - "$TMP/out" <<'EOF' || fail "harness workloads JSON check"
 import json, sys
 doc = json.load(open(sys.argv[1]))
-assert doc["workloads"] == ["page_fault1", "malloc1", "spf_test", "execl", "random"], doc["workloads"]
+assert doc["workloads"] == ["page_fault1", "malloc1", "spf_test", "execl", "random", "ebizzy"], doc["workloads"]
 rows = doc["results"]
 policies = ("spf", "mmap-lock", "spf-adaptive", "pervma-rwsem", "pervma-refcnt", "spf-v12")
-ops = {"page_fault1": "loops", "malloc1": "churn", "spf_test": "loops", "execl": "maps", "random": None}
+ops = {"page_fault1": "loops", "malloc1": "churn", "spf_test": "loops", "execl": "maps", "random": None,
+       "ebizzy": "records"}
 for wl in doc["workloads"]:
     for threads in (1, 2):
         for policy in ("native", "naive") + policies:
@@ -248,15 +249,15 @@ print("anon_vma_at_mmap: ok")
 EOF
 
 # ---- --workload all (tiny), table: every workload's header and rows ----
-run bench --workload all --policy spf --threads 1 --iterations 1 --size 256K \
+run bench --workload all --policy spf --threads 1 --iterations 1 --size 256K --chunk-size 64K \
 	--map-size 64K --churn-size 64K --file-size 16K --touch-pages 2 --duration 0.02 \
 	--vmas 10 --index-sizes 100 ||
 	fail "bench --workload all exited $? ($(cat "$TMP/err"))"
-for wl in pft page_fault1 malloc1 spf_test execl random vmas index; do
+for wl in pft page_fault1 malloc1 spf_test execl random ebizzy vmas index; do
 	grep -q "^# uspf .* bench $wl: " "$TMP/out" || fail "--workload all: no $wl header"
 	grep -q "^$wl " "$TMP/out" || fail "--workload all: no $wl row"
 done
-for wl in pft page_fault1 malloc1 spf_test execl random; do
+for wl in pft page_fault1 malloc1 spf_test execl random ebizzy; do
 	for policy in native naive spf; do
 		grep -q "^$wl *$policy " "$TMP/out" || fail "--workload all: no $wl $policy row"
 	done
@@ -323,6 +324,8 @@ usage_error --duration bench --duration 0
 usage_error --duration bench --duration 1x
 usage_error --loops bench --loops -1
 usage_error --map-size bench --map-size 3X
+usage_error --chunk-size bench --chunk-size 3X
+usage_error --chunk-size bench --workload ebizzy --size 64K --chunk-size 128K
 usage_error --churn-threads bench --churn-threads 2000
 usage_error --churn-size bench --churn-size 0
 usage_error --spf-vmas bench --spf-vmas 0

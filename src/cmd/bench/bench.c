@@ -51,6 +51,7 @@ enum {
 	OPT_DURATION,
 	OPT_LOOPS,
 	OPT_MAP_SIZE,
+	OPT_CHUNK_SIZE,
 	OPT_CHURN_THREADS,
 	OPT_CHURN_SIZE,
 	OPT_SPF_VMAS,
@@ -81,6 +82,7 @@ static const struct option long_options[] = {
 	{ "duration",		required_argument,	NULL, OPT_DURATION },
 	{ "loops",		required_argument,	NULL, OPT_LOOPS },
 	{ "map-size",		required_argument,	NULL, OPT_MAP_SIZE },
+	{ "chunk-size",		required_argument,	NULL, OPT_CHUNK_SIZE },
 	{ "churn-threads",	required_argument,	NULL, OPT_CHURN_THREADS },
 	{ "churn-size",		required_argument,	NULL, OPT_CHURN_SIZE },
 	{ "spf-vmas",		required_argument,	NULL, OPT_SPF_VMAS },
@@ -111,6 +113,8 @@ static void bench_usage(FILE *out)
 "      spf_test     spf_test: each loop maps and touches --spf-vmas small regions\n"
 "      execl        Execl-style: maps of one shared file, an address space each\n"
 "      random       pft with each slice touched in a random order\n"
+"      ebizzy       ebizzy's mmap mode: copy a random --chunk-size chunk of --size\n"
+"                   into a fresh mapping, search it, unmap; records/s\n"
 "      vmas         map/unmap N one-page regions\n"
 "      index        the VMA index alone\n"
 "  --policy LIST               comma list of policies, or 'all' (default all:");
@@ -127,6 +131,7 @@ static void bench_usage(FILE *out)
 "                              (default 0.25)\n"
 "  --loops N                   ... or N loops per thread (default 0: --duration)\n"
 "  --map-size BYTES            page_fault1: mapped per loop (default 8M)\n"
+"  --chunk-size BYTES          ebizzy: a chunk, and each copy mapped (default 512K)\n"
 "  --churn-threads N           malloc1: mmap/munmap threads (default 1)\n"
 "  --churn-size BYTES          malloc1: bytes per churn mapping (default 128M)\n"
 "  --spf-vmas N                spf_test: mappings per loop (default 2)\n"
@@ -274,12 +279,13 @@ static const char *const workload_names[BENCH_NR_WORKLOADS] = {
 	[BENCH_SPF_TEST] = "spf_test",
 	[BENCH_EXECL] = "execl",
 	[BENCH_RANDOM] = "random",
+	[BENCH_EBIZZY] = "ebizzy",
 };
 
 /* The order of `all`: the fault workloads, then the two without faults. */
 static const enum bench_workload all_workloads[BENCH_NR_WORKLOADS] = {
 	BENCH_PFT, BENCH_PAGE_FAULT1, BENCH_MALLOC1, BENCH_SPF_TEST, BENCH_EXECL,
-	BENCH_RANDOM, BENCH_VMAS, BENCH_INDEX,
+	BENCH_RANDOM, BENCH_EBIZZY, BENCH_VMAS, BENCH_INDEX,
 };
 
 const char *bench_workload_name(enum bench_workload w)
@@ -415,6 +421,7 @@ static void set_defaults(struct bench_opts *o)
 	o->duration_ns = 250000000ULL;
 	o->loops = 0;
 	o->map_size = 8UL << 20;
+	o->chunk_size = 512UL << 10;
 	o->churn_threads = 1;
 	o->churn_size = 128UL << 20;
 	o->spf_vmas = 2;
@@ -484,6 +491,10 @@ static int parse_workload_flag(struct bench_opts *o, int opt, const char *val)
 	case OPT_MAP_SIZE:
 		if (parse_size(val, &o->map_size))
 			return bad_value("--map-size", val, SIZE_ACCEPTS);
+		return 0;
+	case OPT_CHUNK_SIZE:
+		if (parse_size(val, &o->chunk_size))
+			return bad_value("--chunk-size", val, SIZE_ACCEPTS);
 		return 0;
 	case OPT_CHURN_THREADS:
 		if (parse_ull(val, 0, BENCH_MAX_THREADS, &v))
@@ -634,6 +645,11 @@ static int check_pages_per_thread(const struct bench_opts *o)
 	if (has_workload(o, BENCH_EXECL) && o->touch_pages > file_pages) {
 		fprintf(stderr, "uspf bench: --touch-pages %u: expected at most the %zu pages of --file-size %zu\n",
 			o->touch_pages, file_pages, o->file_size);
+		return 2;
+	}
+	if (has_workload(o, BENCH_EBIZZY) && o->chunk_size > o->size) {
+		fprintf(stderr, "uspf bench: --chunk-size %zu: expected at most --size %zu (ebizzy's "
+			"chunks are cut from it)\n", o->chunk_size, o->size);
 		return 2;
 	}
 	if ((!has_workload(o, BENCH_PFT) && !has_workload(o, BENCH_MALLOC1) &&

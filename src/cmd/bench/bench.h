@@ -39,6 +39,7 @@ enum bench_workload {
 	BENCH_SPF_TEST,		/* spf_test: many small mappings per thread */
 	BENCH_EXECL,		/* UnixBench Execl-style: short-lived maps of one shared file */
 	BENCH_RANDOM,		/* pft in a random page order */
+	BENCH_EBIZZY,		/* ebizzy -m -T: copy random chunks into fresh mappings, search them */
 	BENCH_NR_WORKLOADS
 };
 
@@ -81,6 +82,7 @@ struct bench_opts {
 	uint64_t duration_ns;		/* page_fault1, spf_test, execl: per iteration */
 	uint64_t loops;			/* ... or this many loops per worker (0: duration) */
 	size_t map_size;		/* page_fault1: bytes each worker maps per loop */
+	size_t chunk_size;		/* ebizzy: bytes per chunk (and per copy mapped) */
 	unsigned int churn_threads;	/* malloc1: mmap/munmap threads beside the faulting ones */
 	size_t churn_size;		/* malloc1: bytes per churn mapping */
 	unsigned int spf_vmas;		/* spf_test: mappings per loop */
@@ -363,6 +365,7 @@ extern const struct bench_wl bench_wl_malloc1;
 extern const struct bench_wl bench_wl_spf_test;
 extern const struct bench_wl bench_wl_execl;
 extern const struct bench_wl bench_wl_random;
+extern const struct bench_wl bench_wl_ebizzy;
 
 /* The harness's workload for id, or NULL (pft, vmas, index). */
 const struct bench_wl *bench_wl_of(enum bench_workload id);

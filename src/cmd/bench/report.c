@@ -280,6 +280,11 @@ static void table_work_desc(const struct bench_report *rep, const char *wl, FILE
 		size_str(size, sizeof(size), o->file_size);
 		fprintf(out, "an address space per thread (references: a process) maps one %s file, writes %u pages, unmaps; %s",
 			size, o->touch_pages, run);
+	} else if (!strcmp(wl, "ebizzy")) {
+		size_str(size, sizeof(size), o->chunk_size);
+		size_str(size2, sizeof(size2), o->size);
+		fprintf(out, "each loop maps a %s copy of a random chunk of %s, writes every page, "
+			"copies, searches, unmaps; records/s: records found; %s", size, size2, run);
 	} else if (!strcmp(wl, "random")) {
 		size_str(size, sizeof(size), o->size);
 		fprintf(out, "one %s region, each thread's slice in a random order (seed %" PRIu64 ")",
@@ -582,10 +587,10 @@ static void json_header(const struct bench_report *rep, FILE *out)
 	fprintf(out, ", \"seed\": %" PRIu64, o->seed);
 	if (faults)
 		fprintf(out, ", \"params\": {\"duration_s\": %.3f, \"loops\": %" PRIu64
-			", \"map_size\": %zu, \"churn_threads\": %u, \"churn_size\": %zu"
+			", \"map_size\": %zu, \"chunk_size\": %zu, \"churn_threads\": %u, \"churn_size\": %zu"
 			", \"spf_vmas\": %u, \"spf_pages\": %u, \"file_size\": %zu"
 			", \"touch_pages\": %u, \"immap_reorder\": \"%s\"}",
-			(double)o->duration_ns / 1e9, o->loops, o->map_size, o->churn_threads,
+			(double)o->duration_ns / 1e9, o->loops, o->map_size, o->chunk_size, o->churn_threads,
 			o->churn_size, o->spf_vmas, o->spf_pages, o->file_size, o->touch_pages,
 			o->immap == BENCH_IMMAP_BOTH ? "both" : o->immap == BENCH_IMMAP_ON ? "on" : "off");
 	fprintf(out, ", \"config\": {\"handlers\": %u, \"intake\": ", o->cfg.handlers);

@@ -60,6 +60,8 @@ const struct bench_wl *bench_wl_of(enum bench_workload id)
 		return &bench_wl_execl;
 	case BENCH_RANDOM:
 		return &bench_wl_random;
+	case BENCH_EBIZZY:
+		return &bench_wl_ebizzy;
 	default:
 		return NULL;
 	}
