@@ -34,7 +34,7 @@ static void run_usage(FILE *out)
 		"\n"
 		"options (each sets the USPF_* variable named; children inherit it):\n"
 		"  --policy P        USPF_POLICY: spf (default), mmap-lock, spf-adaptive,\n"
-		"                    pervma-rwsem, pervma-refcnt\n"
+		"                    pervma-rwsem, pervma-refcnt, spf-v12\n"
 		"  --handlers N      USPF_HANDLERS: handler threads, 0 = online CPUs (default)\n"
 		"  --intake K        USPF_INTAKE: uring (default), poll, busy\n"
 		"  --fault-around N  USPF_FAULT_AROUND: pages per fault, 1 to 512 (default 1)\n"
