@@ -207,6 +207,7 @@ for wl in doc["workloads"]:
                 if ops[wl]:
                     assert r["ops_per_sec"] >= 0, where
                 c = r["counters"]
+                assert c.get("cpu_ns", 0) > 0 and "cpu_ns_per_fault" in c, where
                 if policy == "native":
                     assert c.get("minflt", 0) > 0, where
                 elif policy == "naive":

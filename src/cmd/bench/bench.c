@@ -17,6 +17,7 @@
  * (bench_index_run(), src/bench_index.c).
  */
 #include <errno.h>
+#include <sys/resource.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <stdint.h>
@@ -711,11 +712,41 @@ static const char *uspf_variant(const struct uspf_config *cfg, bool immap)
 	return cfg->immap_reorder ? "immap_reorder=on" : "immap_reorder=off";
 }
 
+/*
+ * The CPU time a row cost: this process's (faulting workers, handler
+ * threads, the callback worker, their time in the kernel) and its
+ * waited-for children's (references that run as processes).
+ */
+static uint64_t cpu_now_ns(void)
+{
+	struct rusage self, kids;
+	uint64_t ns = 0;
+
+	if (!getrusage(RUSAGE_SELF, &self))
+		ns += (uint64_t)(self.ru_utime.tv_sec + self.ru_stime.tv_sec) * 1000000000ull +
+		      (uint64_t)(self.ru_utime.tv_usec + self.ru_stime.tv_usec) * 1000ull;
+	if (!getrusage(RUSAGE_CHILDREN, &kids))
+		ns += (uint64_t)(kids.ru_utime.tv_sec + kids.ru_stime.tv_sec) * 1000000000ull +
+		      (uint64_t)(kids.ru_utime.tv_usec + kids.ru_stime.tv_usec) * 1000ull;
+	return ns;
+}
+
+/* cpu_ns (every iteration) and cpu_ns_per_fault, as the row's counters. */
+static void row_cpu(const struct bench_opts *o, struct bench_pft_row *row, uint64_t since)
+{
+	uint64_t ns = cpu_now_ns() - since, faults = row->faults * o->iterations;
+
+	bench_pft_row_counter(row, "cpu_ns", ns);
+	if (faults)
+		bench_pft_row_counter(row, "cpu_ns_per_fault", ns / faults);
+}
+
 static int run_pft_threads(struct bench_report *rep, unsigned int threads)
 {
 	const struct bench_opts *o = rep->opts;
 	struct bench_row *row;
 	unsigned int i;
+	uint64_t t0;
 	int ret;
 
 	if (o->references) {
@@ -723,32 +754,40 @@ static int run_pft_threads(struct bench_report *rep, unsigned int threads)
 		row = bench_report_add(rep, BENCH_ROW_PFT);
 		if (!row)
 			return -ENOMEM;
+		t0 = cpu_now_ns();
 		ret = bench_native_run(o, threads, &row->pft);
 		if (ret)
 			return ret;
+		row_cpu(o, &row->pft, t0);
 		progress("pft", "naive", threads);
 		row = bench_report_add(rep, BENCH_ROW_PFT);
 		if (!row)
 			return -ENOMEM;
+		t0 = cpu_now_ns();
 		ret = bench_naive_run(o, threads, &row->pft);
 		if (ret)
 			return ret;
+		row_cpu(o, &row->pft, t0);
 		progress("pft", "raw", threads);
 		row = bench_report_add(rep, BENCH_ROW_PFT);
 		if (!row)
 			return -ENOMEM;
+		t0 = cpu_now_ns();
 		ret = bench_raw_run(o, threads, &row->pft);
 		if (ret)
 			return ret;
+		row_cpu(o, &row->pft, t0);
 	}
 	for (i = 0; i < o->nr_policies; i++) {
 		progress("pft", uspf_policy_name(o->policies[i]), threads);
 		row = bench_report_add(rep, BENCH_ROW_PFT);
 		if (!row)
 			return -ENOMEM;
+		t0 = cpu_now_ns();
 		ret = bench_pft_run(o, o->policies[i], threads, &row->pft);
 		if (ret)
 			return ret;
+		row_cpu(o, &row->pft, t0);
 		row->pft.variant = uspf_variant(&o->cfg, false);
 	}
 	return 0;
@@ -787,9 +826,16 @@ static int work_row(struct bench_report *rep, const struct bench_wl *wl,
 	row = bench_report_add(rep, BENCH_ROW_PFT);
 	if (!row)
 		return -ENOMEM;
+	uint64_t t0;
+	int ret;
+
 	if (kind == BENCH_AS_USPF)
 		row->pft.variant = uspf_variant(cfg, wl->id == BENCH_EXECL);
-	return bench_work_row(o, wl, kind, cfg, threads, &row->pft);
+	t0 = cpu_now_ns();
+	ret = bench_work_row(o, wl, kind, cfg, threads, &row->pft);
+	if (!ret)
+		row_cpu(o, &row->pft, t0);
+	return ret;
 }
 
 static int run_work_threads(struct bench_report *rep, const struct bench_wl *wl,
