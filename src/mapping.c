@@ -27,8 +27,8 @@
  *                  the erase)     them)
  *   uspf_mprotect  write          each VMA in range   split / merge    the range, around
  *                                 (flags set here)                     the real mprotect
- *   uspf_mremap    write          source, target      split / merge /  the source (FIXED:
- *                                 and tail VMAs       link / unlink    every stripe)
+ *   uspf_mremap    write          source, target      split / merge /  the source's and a
+ *                                 and tail VMAs       link / unlink    FIXED target's stripes
  *   uspf_madvise   read (spf:     spf only: each VMA  -                each run, around
  *                  write)         in range                             the real madvise
  *
@@ -1163,14 +1163,18 @@ int uspf_mremap(struct uspf *u, void *old_addr, size_t old_len, size_t new_len,
 	vma = find_vma(mm, old);
 	prot = vma->vm_prot;
 	vma_write_enter(vma);
-	/* Two ranges may share stripes: a FIXED move takes them all, in order. */
-	lock_start = old;
-	lock_end = old + old_len;
+	/*
+	 * The source's page tables and, for a FIXED move, the target's: the
+	 * union of their stripes, each once, in order (two ranges may share
+	 * stripes), no more.  Elsewhere the kernel picks a target nobody
+	 * can be faulting in.
+	 */
+	lock_start = lock_end = 0;
 	if (flags & MREMAP_FIXED) {
-		lock_start = 0;
-		lock_end = PTL_STRIPES * PMD_SIZE;
+		lock_start = newa;
+		lock_end = newa + new_len;
 	}
-	ptl_lock_range(&mm->ptl, lock_start, lock_end);
+	ptl_lock_two_ranges(&mm->ptl, old, old + old_len, lock_start, lock_end);
 	/*
 	 * The move drops the registration of whatever the moved range merges
 	 * with (register_after_move() restores it): until then the kernel
@@ -1213,7 +1217,7 @@ int uspf_mremap(struct uspf *u, void *old_addr, size_t old_len, size_t new_len,
 	 */
 	if (!ret && p != old && !dontunmap)
 		vma_mark_detached(vma);
-	ptl_unlock_range(&mm->ptl, lock_start, lock_end);
+	ptl_unlock_two_ranges(&mm->ptl, old, old + old_len, lock_start, lock_end);
 	if (ret) {
 		vm_write_end(vma);
 		/* The kernel may have unmapped the target and the tail before it failed. */

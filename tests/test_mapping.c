@@ -761,3 +761,58 @@ Test(mapping, split_and_merge_show_readers_no_hole)
 	t_assert_pattern(r.p, 8 * T_PAGE, 1, 0);
 	uspf_destroy(r.u);
 }
+
+/* ---- mremap(MREMAP_FIXED) locks its two ranges' page tables, no more ---- */
+
+struct fixed_mover {
+	struct uspf *u;
+	char *from, *to;
+	atomic_bool done;
+	int ret;
+};
+
+static void *fixed_move_thread(void *arg)
+{
+	struct fixed_mover *m = arg;
+	void *q;
+
+	m->ret = uspf_mremap(m->u, m->from, 4 * T_PAGE, 4 * T_PAGE, MREMAP_MAYMOVE | MREMAP_FIXED,
+			     m->to, &q);
+	atomic_store(&m->done, true);
+	return NULL;
+}
+
+/*
+ * A fault holding the PTL of some unrelated 2 MiB block (a stripe of
+ * neither the source nor the target) must not hold up a FIXED move: the
+ * kernel's mremap locks the page tables it moves, one PMD at a time,
+ * never every page table of the process.
+ */
+Test(mapping, fixed_mremap_locks_only_its_ranges)
+{
+	struct fixed_mover m = { .u = t_runtime(USPF_POLICY_SPF, 1) };
+	char *target = mmap(NULL, 4 * T_PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	unsigned int stripe, a = 0, b = 0;
+	uint64_t t0;
+	pthread_t t;
+
+	cr_assert_neq(target, MAP_FAILED);
+	m.from = t_map_pattern(m.u, 4 * T_PAGE, 3);
+	m.to = target;
+	a = ptl_index((unsigned long)m.from);
+	b = ptl_index((unsigned long)m.to);
+	for (stripe = 0; stripe == a || stripe == b || stripe == ptl_index((unsigned long)m.from + 3 * T_PAGE) ||
+			 stripe == ptl_index((unsigned long)m.to + 3 * T_PAGE); stripe++)
+		;
+	ptl_lock(&m.u->mm.ptl, stripe);		/* some fault's commit, elsewhere */
+	cr_assert_eq(pthread_create(&t, NULL, fixed_move_thread, &m), 0);
+	for (t0 = t_now_ns(); !atomic_load(&m.done) && t_now_ns() - t0 < 2000000000ull;)
+		t_sleep_ms(1);
+	ptl_unlock(&m.u->mm.ptl, stripe);
+	pthread_join(t, NULL);
+	cr_assert_eq(m.ret, 0);
+	cr_assert(t0 && atomic_load(&m.done));
+	cr_assert_lt(t_now_ns() - t0, 2000000000ull, "the move waited for a PTL of neither range");
+	t_assert_pattern(m.to, 4 * T_PAGE, 3, 0);
+	uspf_destroy(m.u);
+}

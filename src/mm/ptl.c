@@ -125,6 +125,49 @@ void ptl_lock_range(struct ptl_table *t, unsigned long start, unsigned long end)
 	}
 }
 
+/*
+ * Two ranges that may share stripes (mremap's source and target): the
+ * union of their stripes, each once, in ascending order - no more than
+ * the two ranges' page tables, where "every stripe" was the whole table.
+ */
+static void ptl_two_map(unsigned long s1, unsigned long e1, unsigned long s2, unsigned long e2,
+			unsigned long map[PTL_MAP_LONGS])
+{
+	unsigned long other[PTL_MAP_LONGS];
+	unsigned int w;
+
+	ptl_range_map(s1, e1, map);
+	ptl_range_map(s2, e2, other);
+	for (w = 0; w < PTL_MAP_LONGS; w++)
+		map[w] |= other[w];
+}
+
+void ptl_lock_two_ranges(struct ptl_table *t, unsigned long s1, unsigned long e1,
+			 unsigned long s2, unsigned long e2)
+{
+	unsigned long map[PTL_MAP_LONGS], bits;
+	unsigned int w;
+
+	ptl_two_map(s1, e1, s2, e2, map);
+	for (w = 0; w < PTL_MAP_LONGS; w++) {
+		for (bits = map[w]; bits; bits &= bits - 1)
+			ptl_lock(t, w * PTL_LONG_BITS + __builtin_ctzl(bits));
+	}
+}
+
+void ptl_unlock_two_ranges(struct ptl_table *t, unsigned long s1, unsigned long e1,
+			   unsigned long s2, unsigned long e2)
+{
+	unsigned long map[PTL_MAP_LONGS], bits;
+	unsigned int w;
+
+	ptl_two_map(s1, e1, s2, e2, map);
+	for (w = 0; w < PTL_MAP_LONGS; w++) {
+		for (bits = map[w]; bits; bits &= bits - 1)
+			ptl_unlock(t, w * PTL_LONG_BITS + __builtin_ctzl(bits));
+	}
+}
+
 void ptl_unlock_range(struct ptl_table *t, unsigned long start, unsigned long end)
 {
 	unsigned long map[PTL_MAP_LONGS], bits;

@@ -68,5 +68,10 @@ uint64_t ptl_yields(void);
 /* Every stripe covering [start, end), in ascending stripe order. */
 void ptl_lock_range(struct ptl_table *t, unsigned long start, unsigned long end);
 void ptl_unlock_range(struct ptl_table *t, unsigned long start, unsigned long end);
+/* The stripes of two ranges, each stripe once, in ascending order. */
+void ptl_lock_two_ranges(struct ptl_table *t, unsigned long s1, unsigned long e1,
+			 unsigned long s2, unsigned long e2);
+void ptl_unlock_two_ranges(struct ptl_table *t, unsigned long s1, unsigned long e1,
+			   unsigned long s2, unsigned long e2);
 
 #endif

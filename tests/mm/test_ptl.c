@@ -159,6 +159,43 @@ Test(ptl, range_of_ptl_stripes_blocks_locks_all)
 	check_range(BASE + 4096, BASE + 2ul * PTL_STRIPES * PMD_SIZE, PTL_STRIPES);
 }
 
+/*
+ * mremap's two ranges: the union of their stripes, each once (a range
+ * whose blocks share stripes with the other's must not be taken twice),
+ * and nothing else - a stripe of neither range stays free.
+ */
+Test(ptl, two_ranges_take_their_union_once)
+{
+	unsigned long s1 = BASE, e1 = BASE + 3 * PMD_SIZE;
+	/* A block of another group whose stripe is one of the first range's, and three more. */
+	unsigned long s2 = BASE + ((unsigned long)PTL_STRIPES * PTL_STRIPES + 2) * PMD_SIZE;
+	unsigned long e2 = s2 + 4 * PMD_SIZE, a;
+	bool want[PTL_STRIPES] = { false };
+	unsigned int k, n = 0;
+
+	for (a = s1; a < e1; a += PMD_SIZE)
+		want[ptl_index(a)] = true;
+	for (a = s2; a < e2; a += PMD_SIZE)
+		want[ptl_index(a)] = true;
+	for (k = 0; k < PTL_STRIPES; k++)
+		n += want[k];
+	cr_assert_lt(n, 7, "the two ranges share a stripe (%u for 7 blocks)", n);
+	ptl_init(&table);
+	ptl_lock_two_ranges(&table, s1, e1, s2, e2);
+	for (k = 0; k < PTL_STRIPES; k++) {
+		bool got = ptl_trylock(&table, k);
+
+		cr_assert_eq(!got, want[k], "stripe %u: %s", k, got ? "free" : "held");
+		if (got)
+			ptl_unlock(&table, k);
+	}
+	ptl_unlock_two_ranges(&table, s1, e1, s2, e2);
+	for (k = 0; k < PTL_STRIPES; k++) {
+		cr_assert(ptl_trylock(&table, k), "stripe %u left held", k);
+		ptl_unlock(&table, k);
+	}
+}
+
 /* ---- mutual exclusion: single-stripe and range lockers on one stripe ---- */
 
 #define MUTEX_THREADS	4
