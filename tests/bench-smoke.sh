@@ -221,7 +221,7 @@ for wl in doc["workloads"]:
                     assert c.get("i_mmap_locks", 0) > 0 and c.get("i_mmap_hold_ns", 0) > 0, where
                 if wl == "spf_test" and policy == "spf":
                     # anon_vma prepared lazily: at least the first fault fell back for it
-                    assert c.get("spf_abort_no_anon_vma", 0) > 0, where
+                    assert c.get("spf_vma_noanon", 0) > 0, where
                     assert c.get("anon_vma_prepare", 0) > 0, where
     if wl == "execl":
         variants = set(r["variant"] for r in rows if r["workload"] == wl and r["policy"] == "spf")
@@ -245,7 +245,7 @@ for r in doc["results"]:
     c = r["counters"]
     assert r["variant"] == "anon_vma_at_mmap=on", r
     assert c.get("pages", 0) >= 200, r
-    assert c.get("spf_abort_no_anon_vma", 0) == 0 and c.get("anon_vma_prepare", 0) == 0, r
+    assert c.get("spf_vma_noanon", 0) == 0 and c.get("anon_vma_prepare", 0) == 0, r
 print("anon_vma_at_mmap: ok")
 EOF
 

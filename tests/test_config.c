@@ -96,7 +96,8 @@ Test(config, names_round_trip)
 	for (i = 0; i < USPF_NR_COUNTERS; i++)
 		cr_assert_not_null(uspf_counter_name(i), "counter %d has no name", i);
 	cr_assert_null(uspf_counter_name(USPF_NR_COUNTERS));
-	cr_assert_str_eq(uspf_counter_name(USPF_C_SPF_SUCCESS), "spf_success");
+	cr_assert_str_eq(uspf_counter_name(USPF_C_SPF_SUCCESS), "speculative_pgfault");
+	cr_assert_str_eq(uspf_counter_name(USPF_C_ADAPTIVE_SUCCESS), "adaptive_success");
 }
 
 /* Percentiles come from a log-linear histogram: within 12.5% of the truth. */

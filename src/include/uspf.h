@@ -99,15 +99,16 @@ struct uspf_backing {
 enum uspf_counter {
 	USPF_C_FAULTS = 0,		/* fault messages handled */
 	USPF_C_PAGES,			/* pages installed (copy or zeropage) */
-	USPF_C_SPF_ATTEMPT,		/* speculative attempts */
-	USPF_C_SPF_SUCCESS,		/* faults committed speculatively */
-	USPF_C_SPF_ABORT_NO_VMA,	/* no VMA at the address */
-	USPF_C_SPF_ABORT_SEQ_ODD,	/* vm_sequence odd: a writer is inside */
-	USPF_C_SPF_ABORT_NOT_ANON,	/* a VMA kind the path does not serve (file) */
-	USPF_C_SPF_ABORT_NO_ANON_VMA,	/* anon_vma not prepared yet */
-	USPF_C_SPF_ABORT_OUTSIDE,	/* address outside the VMA snapshot */
-	USPF_C_SPF_ABORT_SNAPSHOT,	/* vm_sequence changed while snapshotting */
-	USPF_C_SPF_ABORT_VMA_CHANGED,	/* revalidation at the commit point failed */
+	/* spf (and spf-v12), named as the v12 series' vmstat event and trace points. */
+	USPF_C_SPF_ATTEMPT,		/* "spf_attempt": speculative attempts */
+	USPF_C_SPF_SUCCESS,		/* "speculative_pgfault": faults committed speculatively */
+	USPF_C_SPF_ABORT_NO_VMA,	/* "spf_abort_no_vma": no VMA at the address */
+	USPF_C_SPF_ABORT_SEQ_ODD,	/* "spf_vma_changed_seq_odd": a writer is inside */
+	USPF_C_SPF_ABORT_NOT_ANON,	/* "spf_vma_notsup": a VMA kind the path does not serve */
+	USPF_C_SPF_ABORT_NO_ANON_VMA,	/* "spf_vma_noanon": anon_vma not prepared yet */
+	USPF_C_SPF_ABORT_OUTSIDE,	/* "spf_vma_changed_outside": address outside the snapshot */
+	USPF_C_SPF_ABORT_SNAPSHOT,	/* "spf_vma_changed_snapshot": changed while snapshotting */
+	USPF_C_SPF_ABORT_VMA_CHANGED,	/* "spf_vma_changed": revalidation at the commit failed */
 	USPF_C_SPF_BACKOFF,		/* speculation skipped: abort storm in this jiffy */
 	USPF_C_MMAP_LOCK_FALLBACK,	/* speculative faults finished under mmap_lock */
 	USPF_C_MMAP_LOCK_FAULT,		/* faults handled under mmap_lock (incl. fallbacks) */
@@ -138,6 +139,14 @@ enum uspf_counter {
 	USPF_C_I_MMAP_CONTENDED,	/* ... that had to wait */
 	USPF_C_FAULTS_ENDED,		/* fault messages whose handling is over (== faults when idle) */
 	USPF_C_MMAP_LOCK_SPUN,		/* mmap_lock acquisitions that spun on a writer and got it awake */
+	/* spf-adaptive's own: its speculation is not Dufour's, its counts are not spf's. */
+	USPF_C_ADAPTIVE_ATTEMPT,	/* speculative attempts */
+	USPF_C_ADAPTIVE_SUCCESS,	/* faults committed speculatively */
+	USPF_C_ADAPTIVE_ABORT_NO_VMA,	/* no VMA at the address */
+	USPF_C_ADAPTIVE_ABORT_NOT_ANON,	/* a VMA kind the path does not serve (file) */
+	USPF_C_ADAPTIVE_ABORT_NO_ANON_VMA,	/* anon_vma not prepared yet */
+	USPF_C_ADAPTIVE_ABORT_OUTSIDE,	/* address outside the VMA snapshot */
+	USPF_C_ADAPTIVE_ABORT_VMA_CHANGED,	/* the by-hand revalidation failed */
 	USPF_NR_COUNTERS
 };
 

@@ -61,11 +61,11 @@
 
 enum adaptive_abort {
 	ADAPTIVE_OK = -1,
-	ADAPTIVE_NO_VMA = USPF_C_SPF_ABORT_NO_VMA,
-	ADAPTIVE_NOT_ANON = USPF_C_SPF_ABORT_NOT_ANON,
-	ADAPTIVE_NO_ANON_VMA = USPF_C_SPF_ABORT_NO_ANON_VMA,
-	ADAPTIVE_OUTSIDE = USPF_C_SPF_ABORT_OUTSIDE,
-	ADAPTIVE_VMA_CHANGED = USPF_C_SPF_ABORT_VMA_CHANGED,
+	ADAPTIVE_NO_VMA = USPF_C_ADAPTIVE_ABORT_NO_VMA,
+	ADAPTIVE_NOT_ANON = USPF_C_ADAPTIVE_ABORT_NOT_ANON,
+	ADAPTIVE_NO_ANON_VMA = USPF_C_ADAPTIVE_ABORT_NO_ANON_VMA,
+	ADAPTIVE_OUTSIDE = USPF_C_ADAPTIVE_ABORT_OUTSIDE,
+	ADAPTIVE_VMA_CHANGED = USPF_C_ADAPTIVE_ABORT_VMA_CHANGED,
 	ADAPTIVE_FILL = USPF_NR_COUNTERS,	/* the backing failed: not a locking abort */
 	ADAPTIVE_RETRY,				/* -EAGAIN at the commit: not a locking abort */
 };
@@ -138,7 +138,7 @@ static enum adaptive_abort adaptive_try(struct vm_fault *vmf)
 		count_event(vmf->h, USPF_C_RETRY);
 		return ADAPTIVE_RETRY;
 	}
-	count_event(vmf->h, USPF_C_SPF_SUCCESS);
+	count_event(vmf->h, USPF_C_ADAPTIVE_SUCCESS);
 	vmf_end(vmf, r);
 	return ADAPTIVE_OK;
 }
@@ -147,7 +147,7 @@ static void adaptive_speculate(struct vm_fault *vmf)
 {
 	enum adaptive_abort why;
 
-	count_event(vmf->h, USPF_C_SPF_ATTEMPT);
+	count_event(vmf->h, USPF_C_ADAPTIVE_ATTEMPT);
 	/* The VMA stays valid until a grace period after it is detached. */
 	rcu_read_lock();
 	why = adaptive_try(vmf);

@@ -118,8 +118,8 @@ Test(spf_adaptive, uncontended_faults_take_the_classic_path)
 	cr_assert_eq(t_counter(u, USPF_C_MMAP_LOCK_FAULT), 16);
 	cr_assert_eq(t_counter(u, USPF_C_SPF_CONTENDED), 0);
 	cr_assert_eq(t_counter(u, USPF_C_SPF_WINDOW), 0);
-	cr_assert_eq(t_counter(u, USPF_C_SPF_ATTEMPT), 0);
-	cr_assert_eq(t_counter(u, USPF_C_SPF_SUCCESS), 0);
+	cr_assert_eq(t_counter(u, USPF_C_ADAPTIVE_ATTEMPT), 0);
+	cr_assert_eq(t_counter(u, USPF_C_ADAPTIVE_SUCCESS), 0);
 	cr_assert_eq(t_counter(u, USPF_C_MMAP_LOCK_FALLBACK), 0);
 	uspf_destroy(u);
 }
@@ -141,17 +141,17 @@ Test(spf_adaptive, contention_triggers_speculation)
 	cr_assert(t.ok, "wrong data from a speculative fault");
 	t_quiesce(u);
 	cr_assert_geq(t_counter(u, USPF_C_SPF_CONTENDED), 1);
-	cr_assert_eq(t_counter(u, USPF_C_SPF_SUCCESS), 8);
+	cr_assert_eq(t_counter(u, USPF_C_ADAPTIVE_SUCCESS), 8);
 	cr_assert_eq(t_counter(u, USPF_C_MMAP_LOCK_FAULT), 0);
 
 	cr_assert(fault_while_locked(u, &t, p, 16, 2, true),
 		  "a fault waited for the mmap write lock: no speculation under contention");
 	cr_assert(t.ok, "wrong data from a speculative fault");
 	t_quiesce(u);
-	cr_assert_eq(t_counter(u, USPF_C_SPF_SUCCESS), 16);
+	cr_assert_eq(t_counter(u, USPF_C_ADAPTIVE_SUCCESS), 16);
 	cr_assert_eq(t_counter(u, USPF_C_MMAP_LOCK_FAULT), 0);
 	cr_assert_eq(t_counter(u, USPF_C_SPF_CONTENDED) + t_counter(u, USPF_C_SPF_WINDOW), 16);
-	cr_assert_eq(t_counter(u, USPF_C_SPF_ATTEMPT), 16);
+	cr_assert_eq(t_counter(u, USPF_C_ADAPTIVE_ATTEMPT), 16);
 	uspf_destroy(u);
 }
 
@@ -177,7 +177,7 @@ Test(spf_adaptive, window_after_contention)
 	cr_assert_gt(t_counter(u, USPF_C_SPF_WINDOW), 0);
 	cr_assert_eq(t_counter(u, USPF_C_SPF_CONTENDED), 1);
 	/* A fault past the window (a stalled machine) would take the classic path. */
-	cr_assert_eq(t_counter(u, USPF_C_SPF_SUCCESS) + t_counter(u, USPF_C_MMAP_LOCK_FAULT), 9);
+	cr_assert_eq(t_counter(u, USPF_C_ADAPTIVE_SUCCESS) + t_counter(u, USPF_C_MMAP_LOCK_FAULT), 9);
 	uspf_destroy(u);
 }
 
@@ -290,7 +290,7 @@ Test(spf_adaptive, revalidation_catches_writer)
 
 	cr_assert_eq(seen, 5, "page 0 holds generation %lu, not the new mapping's 5",
 		     (unsigned long)seen);
-	cr_assert_eq(t_counter(r.u, USPF_C_SPF_ABORT_VMA_CHANGED), 1);
+	cr_assert_eq(t_counter(r.u, USPF_C_ADAPTIVE_ABORT_VMA_CHANGED), 1);
 	cr_assert_eq(t_counter(r.u, USPF_C_MMAP_LOCK_FALLBACK), 1);
 	cr_assert_eq(r.fills, 1, "the new mapping is not the fill's: %d fills", r.fills);
 	cr_assert_eq(runtime_violations(r.u, msg, sizeof(msg)), 0, "%s", msg);
@@ -307,8 +307,8 @@ Test(spf_adaptive, no_revalidation_installs_stale_page)
 
 	cr_assert_eq(seen, 4, "expected the old generation 4 in the new mapping, saw %lu",
 		     (unsigned long)seen);
-	cr_assert_eq(t_counter(r.u, USPF_C_SPF_ABORT_VMA_CHANGED), 0);
-	cr_assert_eq(t_counter(r.u, USPF_C_SPF_SUCCESS), 2);
+	cr_assert_eq(t_counter(r.u, USPF_C_ADAPTIVE_ABORT_VMA_CHANGED), 0);
+	cr_assert_eq(t_counter(r.u, USPF_C_ADAPTIVE_SUCCESS), 2);
 	/* The commit-point debug check sees what the missing revalidation let through. */
 	cr_assert_geq(runtime_violations(r.u, NULL, 0), 1);
 	uspf_destroy(r.u);
@@ -337,7 +337,7 @@ Test(spf_adaptive, revalidation_compares_fields)
 	uint64_t seen = race_run(0, &r, race_protector);
 
 	cr_assert_eq(seen, 4);
-	cr_assert_eq(t_counter(r.u, USPF_C_SPF_ABORT_VMA_CHANGED), 1);
+	cr_assert_eq(t_counter(r.u, USPF_C_ADAPTIVE_ABORT_VMA_CHANGED), 1);
 	cr_assert_eq(t_counter(r.u, USPF_C_MMAP_LOCK_FALLBACK), 1);
 	cr_assert_eq(r.fills, 2, "the fallback fills again: %d fills", r.fills);
 	cr_assert_eq(runtime_violations(r.u, msg, sizeof(msg)), 0, "%s", msg);
@@ -446,10 +446,10 @@ ParameterizedTest(bool *inject_bug, spf_adaptive, mprotect_sets_flags_before_the
 	if (*inject_bug) {
 		cr_assert_geq(runtime_violations(r.u, msg, sizeof(msg)), 1,
 			      "the fault did not commit with the old flags");
-		cr_assert_eq(t_counter(r.u, USPF_C_SPF_ABORT_VMA_CHANGED), 0);
+		cr_assert_eq(t_counter(r.u, USPF_C_ADAPTIVE_ABORT_VMA_CHANGED), 0);
 	} else {
 		cr_assert_eq(runtime_violations(r.u, msg, sizeof(msg)), 0, "%s", msg);
-		cr_assert_eq(t_counter(r.u, USPF_C_SPF_ABORT_VMA_CHANGED), 1,
+		cr_assert_eq(t_counter(r.u, USPF_C_ADAPTIVE_ABORT_VMA_CHANGED), 1,
 			     "the revalidation did not see the new flags");
 	}
 	runtime_set_stall_hook(r.u, NULL, NULL);

@@ -11,7 +11,7 @@
  * Every new mapping's first write fault finds no anon_vma: the speculative
  * and per-VMA paths must fall back to the mmap_lock to prepare one (seed
  * 001), unless the runtime prepares it at mmap time (--anon-vma-at-mmap,
- * claim (e)) - the fallback counters (spf_abort_no_anon_vma,
+ * claim (e)) - the fallback counters (spf_vma_noanon,
  * vma_lock_abort, mmap_lock_fallback, anon_vma_prepare) show the
  * difference.  Runs for --duration (or --loops loops); ops_per_sec counts
  * completed loops.
