@@ -17,18 +17,22 @@
 #include "mm/vma.h"
 
 const struct uspf_inject_info inject_info[NR_INJECTIONS] = {
+	/* Held between the snapshot and the commit, while writers change the VMA. */
 	[INJ_SPF_NO_REVALIDATE] = { "spf-no-revalidate", "spf",
-		"commit without re-checking vm_sequence and detached once the PTL is held" },
+		"commit without re-checking vm_sequence and detached once the PTL is held",
+		(const char *const[]){ "--stall", "snapshot,filled", NULL } },
 	[INJ_SPF_COMMIT_BEFORE_PTL] = { "spf-commit-before-ptl", "spf",
-		"revalidate and commit without taking the PTL" },
+		"revalidate and commit without taking the PTL",
+		(const char *const[]){ "--stall", "snapshot,filled", NULL } },
 	[INJ_ADAPTIVE_NO_REVALIDATE] = { "adaptive-no-revalidate", "spf-adaptive",
-		"commit a speculative fault without looking the VMA up again" },
+		"commit a speculative fault without looking the VMA up again",
+		(const char *const[]){ "--stall", "snapshot,filled", NULL } },
 	[INJ_MMAP_LOCK_EARLY_UNLOCK] = { "mmap-lock-early-unlock", "mmap-lock",
 		"drop mmap_lock after the fill, before the commit" },
 	[INJ_RWSEM_NO_RECHECK] = { "rwsem-no-recheck", "pervma-rwsem",
 		"vma_start_read() skips the vm_lock_seq re-check after the trylock",
 		/* Writers that replace memory, on few slots: the reader's window meets them. */
-		(const char *const[]){ "--slots", "2", "--writers", "3",
+		(const char *const[]){ "--slots", "2", "--writers", "3", "--stall", "checked",
 				       "--ops", "remap,map-over,mremap", NULL } },
 	[INJ_RWSEM_NO_DETACHED_CHECK] = { "rwsem-no-detached-check", "pervma-rwsem",
 		"lock_vma_under_rcu() accepts a VMA that was detached" },
