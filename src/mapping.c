@@ -10,27 +10,30 @@
  * fields and page-table zaps change only inside vm_write_begin()/
  * vm_write_end() for the speculative ones; a removed VMA is marked
  * detached, erased from the index, then freed (after a grace period, or at
- * once into the type-safe cache); the real syscall that zaps runs with the
- * range's PTLs held, so a speculative commit either lands before it or
- * sees the sequence change.
+ * once into the type-safe cache); then the range's PTLs are taken and
+ * dropped (zap_listed()), so a speculative commit either landed before or
+ * sees the change, and the real syscall runs holding no PTL (mremap still
+ * holds them across its calls).
  *
  * Lock order (Documentation/mm/process_addrs.rst; uspf(7), LOCK ORDER),
  * outermost first; each lock only inside those to its left:
  *
- *   writer         mmap_lock      VMA write lock +    i_mmap_rwsem     PTLs
- *                                 vm_write_begin
- *   uspf_mmap      write          each VMA replaced   new file VMA     MAP_FIXED's range,
- *                                 (the new one, not   linked            around the real mmap
+ *   writer         mmap_lock      VMA write lock +    i_mmap_rwsem     PTLs (taken, dropped:
+ *                                 vm_write_begin                       a barrier before the
+ *                                                                      real call)
+ *   uspf_mmap      write          each VMA replaced   new file VMA     MAP_FIXED's range
+ *                                 (the new one, not   linked
  *                                 yet visible)
- *   uspf_munmap    write, then    each VMA removed    unlinked at      each run of VMAs,
- *                  read (after    (downgrade ends     erase            around its munmap
+ *   uspf_munmap    write, then    each VMA removed    unlinked at      each run of VMAs
+ *                  read (after    (downgrade ends     erase
  *                  the erase)     them)
- *   uspf_mprotect  write          each VMA in range   split / merge    the range, around
- *                                 (flags set here)                     the real mprotect
- *   uspf_mremap    write          source, target      split / merge /  the source's and a
- *                                 and tail VMAs       link / unlink    FIXED target's stripes
- *   uspf_madvise   read (spf:     spf only: each VMA  -                each run, around
- *                  write)         in range                             the real madvise
+ *   uspf_mprotect  write          each VMA in range   split / merge    the range
+ *                                 (flags set here)
+ *   uspf_mremap    write          source, target      split / merge /  the source's and a FIXED
+ *                                 and tail VMAs       link / unlink    target's, held across
+ *                                                                      the real calls
+ *   uspf_madvise   read (spf:     spf only: each VMA  -                each run
+ *                  write)         in range
  *
  * The kernel has the last word: after a real call, where the model's
  * rules cannot know what the kernel did (which neighbours vma_merge()
@@ -288,8 +291,8 @@ static void detach_cancel(struct uspf_vma *gone)
 }
 
 /*
- * vma's pages are being taken away - unmapped, replaced, moved - with the
- * range's PTLs held (debug checks: a commit after this installs pages
+ * vma's pages are being taken away - unmapped, replaced, moved - marked
+ * while the range's PTLs are held (debug checks: a commit after this installs pages
  * filled for memory that is gone).  MADV_DONTNEED does not count: the
  * pages refill with the same contents, so a fill from before it is not
  * stale (spf-adaptive, with no sequence count, commits across one).
@@ -306,9 +309,17 @@ static void zapped_listed(struct uspf_vma *gone)
 }
 
 /*
- * Zap the listed VMAs' memory, PTLs held: one real munmap per run of
- * adjacent VMAs (a run is one real range: per-VMA calls could split a
- * real VMA the whole call would not).  0 or the first call's error.
+ * Zap the listed VMAs' memory: one real munmap per run of adjacent VMAs
+ * (a run is one real range: per-VMA calls could split a real VMA the
+ * whole call would not).  0 or the first call's error.
+ *
+ * The PTLs are a barrier here, not held across the call.  The VMAs are
+ * already changed where every fault path can see it (detached, in their
+ * write sections, write-locked, or out of the index), so once each
+ * stripe has been taken and dropped, a commit that validated before has
+ * finished its copy and every later one will abort; the real munmap then
+ * runs with no PTL held, as the kernel takes each page table's lock only
+ * for its own stretch of the zap and never sleeps holding one.
  */
 static int zap_listed(struct uspf_mm *mm, struct uspf_vma *gone)
 {
@@ -321,9 +332,9 @@ static int zap_listed(struct uspf_mm *mm, struct uspf_vma *gone)
 		ptl_lock_range(&mm->ptl, gone->vm_start, last->vm_end);
 		for (v = gone; v != last->detach_next; v = v->detach_next)
 			vma_zapped(v);
+		ptl_unlock_range(&mm->ptl, gone->vm_start, last->vm_end);
 		if (syscall(SYS_munmap, gone->vm_start, last->vm_end - gone->vm_start) && !ret)
 			ret = -errno;
-		ptl_unlock_range(&mm->ptl, gone->vm_start, last->vm_end);
 		gone = last->detach_next;
 	}
 	return ret;
@@ -542,11 +553,12 @@ static long map_fixed(struct uspf *u, unsigned long addr, size_t len, int prot, 
 	ret = detach_range(mm, addr, addr + len, &gone);
 	if (ret)
 		return ret;
+	/* The PTLs as a barrier (see zap_listed()), then the real call. */
 	ptl_lock_range(&mm->ptl, addr, addr + len);
 	zapped_listed(gone);
+	ptl_unlock_range(&mm->ptl, addr, addr + len);
 	p = sys_mmap(addr, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED |
 		     (flags & MAP_NORESERVE));
-	ptl_unlock_range(&mm->ptl, addr, addr + len);
 	if (p < 0) {
 		ret = -errno;
 		detach_cancel(gone);	/* the old memory is still there */
@@ -742,8 +754,8 @@ int mapping_release(struct uspf *u, unsigned long start, unsigned long end)
 	 */
 	ptl_lock_range(&mm->ptl, start, end);
 	zapped_listed(gone);
-	ret = uffd_unregister(&u->uffd, start, end - start);
 	ptl_unlock_range(&mm->ptl, start, end);
+	ret = uffd_unregister(&u->uffd, start, end - start);
 	if (ret) {
 		detach_cancel(gone);
 		mmap_write_unlock(mm);
@@ -860,10 +872,15 @@ int uspf_mprotect(struct uspf *u, void *addr, size_t len, int prot)
 		write_range(mm, start, stop, true);
 		if (!flags_late)
 			set_prot_range(mm, start, stop, prot, true);
+		/*
+		 * The PTLs as a barrier (see zap_listed()): the page tables
+		 * count as changed from here (vm_real_flags, debug checks);
+		 * a failed call is put right by kernel_sync() below.
+		 */
 		ptl_lock_range(&mm->ptl, start, stop);
-		ret = sys_ret(syscall(SYS_mprotect, start, stop - start, prot));
-		prot_changed_range(mm, start, stop, ret ? -1 : prot);
+		prot_changed_range(mm, start, stop, prot);
 		ptl_unlock_range(&mm->ptl, start, stop);
+		ret = sys_ret(syscall(SYS_mprotect, start, stop - start, prot));
 		stall_at(mm, STALL_PROT_CHANGED);
 		if (flags_late && !ret)
 			set_prot_range(mm, start, stop, prot, false);
@@ -923,10 +940,11 @@ int uspf_madvise(struct uspf *u, void *addr, size_t len, int advice)
 		stop = mapped_until(mm, a, end);
 		if (seq)
 			write_range(mm, a, stop, true);
+		/* The PTLs as a barrier (see zap_listed()), then the zap. */
 		ptl_lock_range(&mm->ptl, a, stop);
+		ptl_unlock_range(&mm->ptl, a, stop);
 		if (syscall(SYS_madvise, a, stop - a, MADV_DONTNEED) && !ret)
 			ret = -errno;
-		ptl_unlock_range(&mm->ptl, a, stop);
 		if (seq)
 			write_range(mm, a, stop, false);
 	}
