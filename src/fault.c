@@ -147,7 +147,15 @@ void vmf_check_commit(struct vm_fault *vmf)
 			     vmf->vm_flags, real);
 	if (!vmf->vma_locked)
 		return;
-	if (vma_is_detached(vma))
+	/*
+	 * A VMA lock holder and a writer never overlap: vma_start_write()
+	 * stamps vm_lock_seq only once the readers are out, and a reader that
+	 * comes later sees the stamp (the re-check after the trylock).
+	 */
+	if (vma_is_write_locked(vma, mm_lock_seq(mm)))
+		mm_violation(mm, "%s: commit at %#lx under the VMA read lock of a write-locked VMA",
+			     who, vmf->address);
+	else if (vma_is_detached(vma))
 		mm_violation(mm, "%s: commit at %#lx on a detached VMA", who, vmf->address);
 	else if (CMM_LOAD_SHARED(vma->vm_mm) != mm)
 		mm_violation(mm, "%s: commit at %#lx on a VMA of another mm", who, vmf->address);

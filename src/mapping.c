@@ -12,8 +12,9 @@
  * detached, erased from the index, then freed (after a grace period, or at
  * once into the type-safe cache); then the range's PTLs are taken and
  * dropped (zap_listed()), so a speculative commit either landed before or
- * sees the change, and the real syscall runs holding no PTL (mremap still
- * holds them across its calls).
+ * sees the change, and the real syscall runs holding no PTL (mremap's
+ * moved source: after its calls, while the mmap write lock keeps the
+ * range from being mapped again).
  *
  * Lock order (Documentation/mm/process_addrs.rst; uspf(7), LOCK ORDER),
  * outermost first; each lock only inside those to its left:
@@ -29,9 +30,9 @@
  *                  the erase)     them)
  *   uspf_mprotect  write          each VMA in range   split / merge    the range
  *                                 (flags set here)
- *   uspf_mremap    write          source, target      split / merge /  the source's and a FIXED
- *                                 and tail VMAs       link / unlink    target's, held across
- *                                                                      the real calls
+ *   uspf_mremap    write          source, target      split / merge /  a FIXED target's and the
+ *                                 and tail VMAs       link / unlink    tail's before the call,
+ *                                                                      the moved source's after
  *   uspf_madvise   read (spf:     spf only: each VMA  -                each run
  *                  write)         in range
  *
@@ -1080,10 +1081,11 @@ static int mremap_shrink(struct uspf *u, unsigned long old, size_t old_len, size
 
 	ret = detach_range(mm, start, end, &gone);
 	if (!ret) {
+		/* The PTLs as a barrier (see zap_listed()), then the real call. */
 		ptl_lock_range(&mm->ptl, start, end);
 		zapped_listed(gone);
-		ret = sys_ret(syscall(SYS_mremap, old, old_len, new_len, 0, 0));
 		ptl_unlock_range(&mm->ptl, start, end);
+		ret = sys_ret(syscall(SYS_mremap, old, old_len, new_len, 0, 0));
 		if (ret) {
 			detach_cancel(gone);
 		} else {
@@ -1182,17 +1184,21 @@ int uspf_mremap(struct uspf *u, void *old_addr, size_t old_len, size_t new_len,
 	prot = vma->vm_prot;
 	vma_write_enter(vma);
 	/*
-	 * The source's page tables and, for a FIXED move, the target's: the
-	 * union of their stripes, each once, in order (two ranges may share
-	 * stripes), no more.  Elsewhere the kernel picks a target nobody
-	 * can be faulting in.
+	 * The PTLs as a barrier (see zap_listed()) for what the real call
+	 * takes away at once: a FIXED target and a shrinking tail, detached
+	 * above.  Their stripes' union, each once, in order (the two ranges
+	 * may share stripes), no more.  Elsewhere the kernel picks a target
+	 * nobody can be faulting in.
 	 */
 	lock_start = lock_end = 0;
 	if (flags & MREMAP_FIXED) {
 		lock_start = newa;
 		lock_end = newa + new_len;
 	}
-	ptl_lock_two_ranges(&mm->ptl, old, old + old_len, lock_start, lock_end);
+	ptl_lock_two_ranges(&mm->ptl, old + move_len, old + old_len, lock_start, lock_end);
+	zapped_listed(target);
+	zapped_listed(tail);
+	ptl_unlock_two_ranges(&mm->ptl, old + move_len, old + old_len, lock_start, lock_end);
 	/*
 	 * The move drops the registration of whatever the moved range merges
 	 * with (register_after_move() restores it): until then the kernel
@@ -1206,36 +1212,40 @@ int uspf_mremap(struct uspf *u, void *old_addr, size_t old_len, size_t new_len,
 	 * mapped, PROT_NONE like the range it was copied to: it too gets its
 	 * protection back.  (Hiding splits the source from its VMA, which
 	 * mremap(2) never does: uspf(7) says what that changes.)
+	 *
+	 * No PTL is held across the real calls, as move_page_tables() takes
+	 * each page table's pair of locks only for its own stretch.  A
+	 * commit into the source that lands first moves with the pages (its
+	 * fill was for the source's backing at the offset that travels with
+	 * them); one that lands after finds the range gone (ENOENT) or, kept
+	 * by MREMAP_DONTUNMAP, installs what the range refills with.
 	 */
 	hide = (flags & MREMAP_MAYMOVE) && prot != PROT_NONE &&
 	       atomic_load_explicit(&u->contents_mapped, memory_order_relaxed);
 	ret = hide ? sys_ret(syscall(SYS_mprotect, old, move_len, PROT_NONE)) : 0;
 	if (!ret) {
-		/*
-		 * Its pages leave (a shrink of the model follows).  A kept
-		 * (DONTUNMAP) range refills with its backing's contents, as
-		 * after MADV_DONTNEED: a fill from before is not stale there.
-		 */
-		if (!dontunmap)
-			vma_zapped(vma);
-		zapped_listed(target);
-		zapped_listed(tail);
 		p = (unsigned long)syscall(SYS_mremap, old, old_len, new_len, flags, newa);
 		ret = p == (unsigned long)-1 ? -errno : 0;
 		if (ret && hide)
 			syscall(SYS_mprotect, old, move_len, prot);
 	}
 	/*
-	 * Moved: the old VMA is dead before the PTLs go, so a commit that
-	 * takes them after us sees it detached (spf-adaptive revalidates by
+	 * Moved: the old VMA dies, and the source's PTLs are the barrier
+	 * before anything can be mapped there again (we hold the mmap write
+	 * lock until then): a commit that revalidated before has finished,
+	 * a later one sees the VMA detached (spf-adaptive revalidates by
 	 * hand, with no sequence count to tell it).  A DONTUNMAP'd one lives
 	 * on over its emptied range: the sequence count and the VMA write
 	 * lock turn such a commit away; spf-adaptive's by-hand check cannot
-	 * see the move, but what it installs is what the range refills with.
+	 * see the move, but what it installs is what the range refills with
+	 * (not a zap: a fill from before is not stale there).
 	 */
-	if (!ret && p != old && !dontunmap)
+	if (!ret && p != old && !dontunmap) {
+		ptl_lock_range(&mm->ptl, old, old + move_len);
+		vma_zapped(vma);
 		vma_mark_detached(vma);
-	ptl_unlock_two_ranges(&mm->ptl, old, old + old_len, lock_start, lock_end);
+		ptl_unlock_range(&mm->ptl, old, old + move_len);
+	}
 	if (ret) {
 		vm_write_end(vma);
 		/* The kernel may have unmapped the target and the tail before it failed. */
