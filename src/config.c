@@ -16,7 +16,7 @@ void uspf_config_init(struct uspf_config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->policy = USPF_POLICY_SPF;
 	cfg->handlers = 0;
-	cfg->intake = USPF_INTAKE_URING;
+	cfg->intake = USPF_INTAKE_POLL;
 	cfg->uring_depth = 4;
 	cfg->read_batch = 16;
 	cfg->fault_around = 1;
@@ -28,6 +28,7 @@ void uspf_config_init(struct uspf_config *cfg)
 	cfg->spf_backoff_jiffies = 1;
 	cfg->adaptive_window = 2;
 	cfg->immap_reorder = true;
+	cfg->spin_us = USPF_SPIN_US_DEFAULT;
 }
 
 static int bad(char *msg, size_t len, const char *what)
@@ -45,9 +46,9 @@ int uspf_config_validate(const struct uspf_config *cfg, char *msg, size_t len)
 		return bad(msg, len, "policy: unknown; accepted: spf, mmap-lock, spf-adaptive, "
 			   "pervma-rwsem, pervma-refcnt, spf-v12");
 	if (cfg->handlers > USPF_MAX_HANDLERS)
-		return bad(msg, len, "handlers: accepted 0 (online CPUs) to 256");
+		return bad(msg, len, "handlers: accepted 0 (one per two online CPUs) to 256");
 	if ((unsigned int)cfg->intake >= USPF_NR_INTAKES)
-		return bad(msg, len, "intake: unknown; accepted: uring, poll, busy");
+		return bad(msg, len, "intake: unknown; accepted: poll, uring, busy");
 	if (cfg->uring_depth < 1 || cfg->uring_depth > 64)
 		return bad(msg, len, "uring_depth: accepted 1 to 64");
 	if (cfg->read_batch < 1 || cfg->read_batch > 64)
@@ -60,6 +61,8 @@ int uspf_config_validate(const struct uspf_config *cfg, char *msg, size_t len)
 		return bad(msg, len, "spf_backoff_aborts: accepted 1 to 1000000");
 	if (cfg->spf_backoff_jiffies > 1000)
 		return bad(msg, len, "spf_backoff_jiffies: accepted 0 (off) to 1000");
+	if (cfg->spin_us > 10000)
+		return bad(msg, len, "spin_us: accepted 0 (sleep at once) to 10000 microseconds");
 	if (cfg->adaptive_window > 1000)
 		return bad(msg, len, "adaptive_window: accepted 0 to 1000 jiffies");
 	if (msg && len)

@@ -128,6 +128,10 @@ static void handler_loop(struct uspf_handler *h, struct uffd_intake *in)
 		uffd_intake_get_stats(in, &cur);
 		count_add(h, USPF_C_INTAKE_READS, cur.reads - prev.reads);
 		count_add(h, USPF_C_INTAKE_ERRORS, cur.errors - prev.errors);
+		count_add(h, USPF_C_INTAKE_SPIN_HITS, cur.spin_hits - prev.spin_hits);
+		count_add(h, USPF_C_INTAKE_SPIN_MISSES, cur.spin_misses - prev.spin_misses);
+		count_add(h, USPF_C_INTAKE_SPIN_NS, cur.spin_ns - prev.spin_ns);
+		count_add(h, USPF_C_INTAKE_SPIN_BACKOFFS, cur.spin_backoffs - prev.spin_backoffs);
 		prev = cur;
 		if (n <= 0) {
 			h->error = n;
@@ -170,6 +174,7 @@ static void *handler_main(void *arg)
 		__atomic_store_n(&h->error, ret, __ATOMIC_RELEASE);
 		return NULL;
 	}
+	uffd_intake_set_spin(in, &u->spin);
 	__atomic_store_n(&h->intake_kind, (int)uffd_intake_kind(in), __ATOMIC_RELEASE);
 	handler_loop(h, in);
 	uffd_intake_destroy(in);

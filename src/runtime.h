@@ -26,6 +26,7 @@ struct uspf {
 	struct uspf_handler *handlers;
 	unsigned int nr_handlers;
 	atomic_bool stop;
+	struct uffd_spin spin;		/* the handlers' spinning, shared */
 	int stop_fd;			/* eventfd: ends every intake wait */
 	struct kernel_maps kmaps;	/* the writers ask the kernel (mapping.c) */
 	atomic_bool contents_mapped;	/* a backing other than zeros was ever mapped */

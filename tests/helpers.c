@@ -243,3 +243,57 @@ struct uspf_vma *t_vma_of(struct uspf *u, void *addr)
 	cr_assert_not_null(vma);
 	return vma;
 }
+
+/* The real VMA containing addr, from the text of /proc/self/maps. */
+bool t_real_vma_at(unsigned long addr, struct t_real_vma *rv)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	char line[512];
+	bool found = false;
+
+	cr_assert_not_null(f);
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%lx-%lx %4s", &rv->start, &rv->end, rv->perms) != 3)
+			continue;
+		if (rv->start <= addr && addr < rv->end) {
+			found = true;
+			break;
+		}
+	}
+	fclose(f);
+	return found;
+}
+
+/*
+ * Every model VMA in [start, end) lies inside one real VMA, and with
+ * `exact`, is exactly a real VMA.  (Only where two backings, or two runs
+ * of one backing's pages that do not follow on, sit in one real VMA does
+ * the model keep a boundary the kernel does not have.)
+ */
+void t_assert_boundaries(struct uspf *u, void *start, size_t len, bool exact)
+{
+	unsigned long a = (unsigned long)start, end = a + len;
+	struct uspf_vma *vma;
+	struct t_real_vma rv;
+
+	while (a < end) {
+		rcu_read_lock();
+		vma = vma_lookup(&u->mm, a);
+		rcu_read_unlock();
+		if (!vma) {
+			a += T_PAGE;
+			continue;
+		}
+		cr_assert(t_real_vma_at(a, &rv), "the model maps %#lx, the kernel does not", a);
+		if (exact)
+			cr_assert(vma->vm_start == rv.start && vma->vm_end == rv.end,
+				  "model VMA %#lx-%#lx, the kernel's %#lx-%#lx", vma->vm_start,
+				  vma->vm_end, rv.start, rv.end);
+		else
+			cr_assert(vma->vm_end <= rv.end,
+				  "model VMA %#lx-%#lx across the kernel's boundary %#lx",
+				  vma->vm_start, vma->vm_end, rv.end);
+		a = vma->vm_end;
+	}
+}
+

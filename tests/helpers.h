@@ -57,6 +57,20 @@ struct uspf_vma;
 /* The model's VMA at addr (asserted present); valid while it stays mapped. */
 struct uspf_vma *t_vma_of(struct uspf *u, void *addr);
 
+/* A real VMA, as /proc/self/maps gives it. */
+struct t_real_vma {
+	unsigned long start, end;
+	char perms[5];
+};
+
+/* The real VMA containing addr, from the text of /proc/self/maps. */
+bool t_real_vma_at(unsigned long addr, struct t_real_vma *rv);
+/*
+ * Every model VMA in [start, start + len) lies inside one real VMA, and
+ * with `exact`, is exactly a real VMA.
+ */
+void t_assert_boundaries(struct uspf *u, void *start, size_t len, bool exact);
+
 /*
  * A fault whose fill is slow, and a writer (uspf_madvise) on another VMA
  * started while the fill runs: true if the writer had to wait for the

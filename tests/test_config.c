@@ -19,7 +19,9 @@ Test(config, defaults_are_valid)
 
 	uspf_config_init(&cfg);
 	cr_assert_eq(cfg.policy, USPF_POLICY_SPF);
-	cr_assert_eq(cfg.intake, USPF_INTAKE_URING);
+	cr_assert_eq(cfg.intake, USPF_INTAKE_POLL);
+	cr_assert_eq(cfg.spin_us, 50);
+	cr_assert_eq(cfg.handlers, 0);
 	cr_assert_eq(cfg.hz, 250);
 	cr_assert_eq(cfg.fault_around, 1);
 	cr_assert(cfg.batch_wake);
@@ -44,6 +46,7 @@ static void bad_hz_low(struct uspf_config *c) { c->hz = 9; }
 static void bad_hz_high(struct uspf_config *c) { c->hz = 10001; }
 static void bad_aborts(struct uspf_config *c) { c->spf_backoff_aborts = 0; }
 static void bad_jiffies(struct uspf_config *c) { c->spf_backoff_jiffies = 1001; }
+static void bad_spin(struct uspf_config *c) { c->spin_us = 10001; }
 
 Test(config, every_bad_value_is_named)
 {
@@ -53,6 +56,7 @@ Test(config, every_bad_value_is_named)
 		{ bad_batch, "read_batch" }, { bad_around0, "fault_around" },
 		{ bad_around, "fault_around" }, { bad_hz_low, "hz" }, { bad_hz_high, "hz" },
 		{ bad_aborts, "spf_backoff_aborts" }, { bad_jiffies, "spf_backoff_jiffies" },
+		{ bad_spin, "spin_us" },
 	};
 	struct uspf_config cfg;
 	struct uspf *u = NULL;

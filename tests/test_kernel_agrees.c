@@ -29,64 +29,6 @@ TestSuite(kernel, .timeout = 120);
 #define RW (PROT_READ | PROT_WRITE)
 #define ANON (MAP_PRIVATE | MAP_ANONYMOUS)
 
-struct real_vma {
-	unsigned long start, end;
-	char perms[5];
-};
-
-/* The real VMA containing addr, from the text of /proc/self/maps. */
-static bool real_vma_at(unsigned long addr, struct real_vma *rv)
-{
-	FILE *f = fopen("/proc/self/maps", "r");
-	char line[512];
-	bool found = false;
-
-	cr_assert_not_null(f);
-	while (fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "%lx-%lx %4s", &rv->start, &rv->end, rv->perms) != 3)
-			continue;
-		if (rv->start <= addr && addr < rv->end) {
-			found = true;
-			break;
-		}
-	}
-	fclose(f);
-	return found;
-}
-
-/*
- * Every model VMA in [start, end) lies inside one real VMA, and with
- * `exact`, is exactly a real VMA.  (Only where two backings, or two runs
- * of one backing's pages that do not follow on, sit in one real VMA does
- * the model keep a boundary the kernel does not have.)
- */
-static void assert_boundaries(struct uspf *u, void *start, size_t len, bool exact)
-{
-	unsigned long a = (unsigned long)start, end = a + len;
-	struct uspf_vma *vma;
-	struct real_vma rv;
-
-	while (a < end) {
-		rcu_read_lock();
-		vma = vma_lookup(&u->mm, a);
-		rcu_read_unlock();
-		if (!vma) {
-			a += T_PAGE;
-			continue;
-		}
-		cr_assert(real_vma_at(a, &rv), "the model maps %#lx, the kernel does not", a);
-		if (exact)
-			cr_assert(vma->vm_start == rv.start && vma->vm_end == rv.end,
-				  "model VMA %#lx-%#lx, the kernel's %#lx-%#lx", vma->vm_start,
-				  vma->vm_end, rv.start, rv.end);
-		else
-			cr_assert(vma->vm_end <= rv.end,
-				  "model VMA %#lx-%#lx across the kernel's boundary %#lx",
-				  vma->vm_start, vma->vm_end, rv.end);
-		a = vma->vm_end;
-	}
-}
-
 /* A reserved, inaccessible area for MAP_FIXED work; the caller unmaps it. */
 static char *reserve(size_t pages)
 {
@@ -205,7 +147,7 @@ ParameterizedTest(enum uspf_backing_kind *kind, kernel, mremap_fixed_within_one_
 	t_assert_pattern(base + T_PAGE, T_PAGE, gen, 1);
 	t_assert_pattern(base + 3 * T_PAGE, 3 * T_PAGE, gen, 3);
 	/* The kernel joined pages 2' and 1; the model keeps their offsets apart. */
-	assert_boundaries(u, base, 6 * T_PAGE, false);
+	t_assert_boundaries(u, base, 6 * T_PAGE, false);
 	uspf_destroy(u);
 	munmap(base, 6 * T_PAGE);
 }
@@ -278,7 +220,7 @@ Test(kernel, max_map_count)
 	/* With room again the refused calls succeed. */
 	cr_assert_eq(uspf_munmap(u, p + 3 * T_PAGE, T_PAGE), 0);
 	cr_assert(write_faults(p + 3 * T_PAGE));
-	assert_boundaries(u, p, 6 * T_PAGE, true);
+	t_assert_boundaries(u, p, 6 * T_PAGE, true);
 	uspf_destroy(u);
 }
 
@@ -298,7 +240,7 @@ Test(kernel, mremap_noop_or_failed_leaves_no_split)
 	cr_assert_eq(uspf_mremap(u, p + 2 * T_PAGE, 2 * T_PAGE, 3 * T_PAGE, 0, NULL, &q), -ENOMEM);
 	vma = t_vma_of(u, p);
 	cr_assert_eq(vma->vm_end, (unsigned long)p + 8 * T_PAGE, "the model kept a split");
-	assert_boundaries(u, p, 8 * T_PAGE, true);
+	t_assert_boundaries(u, p, 8 * T_PAGE, true);
 	/* And the whole mapping can still be moved in one call. */
 	cr_assert_eq(uspf_mremap(u, p, 8 * T_PAGE, 9 * T_PAGE, MREMAP_MAYMOVE, NULL, &q), 0);
 	t_assert_pattern(q, 8 * T_PAGE, 4, 0);
@@ -323,9 +265,9 @@ Test(kernel, noreserve_and_account_keep_vmas_apart)
 	cr_assert_eq(uspf_mmap(u, base + 2 * T_PAGE, 3 * T_PAGE, RW,
 			       ANON | MAP_FIXED | MAP_NORESERVE, NULL, &b), 0);
 	cr_assert_eq(t_vma_of(u, base)->vm_end, (unsigned long)base + 2 * T_PAGE);
-	assert_boundaries(u, base, 5 * T_PAGE, true);
+	t_assert_boundaries(u, base, 5 * T_PAGE, true);
 	cr_assert_eq(uspf_mprotect(u, base, 5 * T_PAGE, PROT_READ), 0);
-	assert_boundaries(u, base, 5 * T_PAGE, true);
+	t_assert_boundaries(u, base, 5 * T_PAGE, true);
 	/* mremap(2) refuses a range across two VMAs: so does uspf. */
 	cr_assert_eq(uspf_mremap(u, base, 5 * T_PAGE, 6 * T_PAGE, MREMAP_MAYMOVE, NULL, &q), -EFAULT);
 	uspf_destroy(u);
@@ -347,7 +289,7 @@ Test(kernel, moved_untouched_mapping_merges)
 	cr_assert_eq(uspf_mmap(u, base + 5 * T_PAGE, 2 * T_PAGE, RW, ANON | MAP_FIXED, NULL, &b), 0);
 	cr_assert_eq(uspf_mremap(u, b, 2 * T_PAGE, 2 * T_PAGE, MREMAP_MAYMOVE | MREMAP_FIXED,
 				 base + 2 * T_PAGE, &q), 0);
-	assert_boundaries(u, base, 4 * T_PAGE, true);
+	t_assert_boundaries(u, base, 4 * T_PAGE, true);
 	cr_assert_eq(uspf_mremap(u, base, 4 * T_PAGE, 4 * T_PAGE, MREMAP_MAYMOVE | MREMAP_FIXED,
 				 base + 4 * T_PAGE, &q), 0, "one VMA in the kernel: the move must work");
 	base[4 * T_PAGE] = 1;
@@ -375,9 +317,9 @@ Test(kernel, anon_vma_reused_across_protections)
 	cr_assert_eq(uspf_mprotect(u, y, 2 * T_PAGE, PROT_READ), 0);
 	cr_assert_eq(uspf_mmap(u, base, 2 * T_PAGE, RW, ANON | MAP_FIXED, NULL, &x), 0);
 	base[0] = 1;
-	assert_boundaries(u, base, 4 * T_PAGE, true);
+	t_assert_boundaries(u, base, 4 * T_PAGE, true);
 	cr_assert_eq(uspf_mprotect(u, y, 2 * T_PAGE, RW), 0);
-	assert_boundaries(u, base, 4 * T_PAGE, true);
+	t_assert_boundaries(u, base, 4 * T_PAGE, true);
 	cr_assert_eq(uspf_mremap(u, base, 4 * T_PAGE, 4 * T_PAGE, MREMAP_MAYMOVE | MREMAP_FIXED,
 				 base + 4 * T_PAGE, &q), 0, "one VMA in the kernel: the move must work");
 	cr_assert_eq(base[4 * T_PAGE], 1);
@@ -402,7 +344,7 @@ Test(kernel, mprotect_over_a_hole_changes_what_precedes_it)
 	/* Nothing mapped at the start: nothing changes. */
 	cr_assert_eq(uspf_mprotect(u, p + 2 * T_PAGE, 2 * T_PAGE, PROT_READ), -ENOMEM);
 	cr_assert_eq(t_vma_of(u, p + 3 * T_PAGE)->vm_prot, RW);
-	assert_boundaries(u, p, 4 * T_PAGE, true);
+	t_assert_boundaries(u, p, 4 * T_PAGE, true);
 	t_assert_pattern(p, 2 * T_PAGE, 2, 0);
 	uspf_destroy(u);
 }
@@ -463,7 +405,7 @@ Test(kernel, without_proc_the_model_rules)
 	cr_assert_eq(uspf_mprotect(u, p + T_PAGE, T_PAGE, PROT_READ), 0);
 	cr_assert_eq(uspf_mprotect(u, p + T_PAGE, T_PAGE, RW), 0);
 	cr_assert_eq(t_vma_of(u, p)->vm_end, (unsigned long)p + 4 * T_PAGE, "the rules join them");
-	assert_boundaries(u, p, 4 * T_PAGE, false);	/* the kernel may join a neighbour too */
+	t_assert_boundaries(u, p, 4 * T_PAGE, false);	/* the kernel may join a neighbour too */
 	uspf_destroy(u);
 	munmap(base, 6 * T_PAGE);
 }

@@ -22,6 +22,8 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <time.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "uffd.h"
@@ -41,6 +43,10 @@ struct uffd_intake {
 	unsigned int depth;
 	unsigned int batch;
 	int err;			/* sticky error, reported once messages are out */
+	struct uffd_spin *spin;		/* NULL: sleep at once */
+	unsigned int spin_waits;	/* waits since set_spin */
+	bool spin_on;			/* spin_pays()'s last answer */
+	uint64_t nivcsw;		/* involuntary switches at its last look */
 	struct uffd_intake_stats stats;
 	size_t map_len;
 	struct uffd_msg *out;		/* what uffd_intake_wait() hands out */
@@ -344,6 +350,154 @@ static int wait_busy(struct uffd_intake *in)
 	}
 }
 
+/* ---- spinning before sleeping ---- */
+
+static uint64_t mono_ns(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
+
+/* URING: submit the re-armed reads and run completions, without waiting. */
+static int ring_peek(struct uffd_intake *in)
+{
+	bool stop_seen = false;
+	unsigned int n;
+	int ret;
+
+	ret = io_uring_submit_and_get_events(&in->ring);
+	if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY)
+		return ret;
+	n = reap(in, &stop_seen);
+	if (stop_seen && !stopped(in))
+		arm_stop(in);
+	if (!n && in->err)
+		return in->err;
+	return (int)n;
+}
+
+/* Note who faulted: the spin decision counts the threads faulting lately. */
+static void note_faulters(struct uffd_intake *in, int n)
+{
+	struct uffd_spin *sp = in->spin;
+	unsigned int slot;
+	int i;
+
+	if (!sp || !sp->budget_ns)
+		return;
+	for (i = 0; i < n; i++) {
+		if (in->out[i].event != UFFD_EVENT_PAGEFAULT || !in->out[i].arg.pagefault.feat.ptid)
+			continue;
+		slot = atomic_fetch_add_explicit(&sp->next, 1, memory_order_relaxed);
+		atomic_store_explicit(&sp->recent[slot % UFFD_SPIN_RECENT],
+				      in->out[i].arg.pagefault.feat.ptid, memory_order_relaxed);
+	}
+}
+
+/* Distinct threads among the latest UFFD_SPIN_RECENT faults. */
+static unsigned int faulters(struct uffd_spin *sp)
+{
+	uint32_t seen[UFFD_SPIN_RECENT], t;
+	unsigned int i, j, n = 0;
+
+	for (i = 0; i < UFFD_SPIN_RECENT; i++) {
+		t = atomic_load_explicit(&sp->recent[i], memory_order_relaxed);
+		for (j = 0; j < n && seen[j] != t; j++)
+			;
+		if (t && j == n)
+			seen[n++] = t;
+	}
+	return n;
+}
+
+/*
+ * Whether spinning pays now, looked at every SPIN_CHECK waits.  A spinner
+ * holds a CPU.  That pays while the threads that fault have CPUs of their
+ * own: the next fault then finds its handler awake.  It costs once they do
+ * not - faulting threads and spinners together more than the CPUs - for
+ * every microsecond spun is one a woken faulting thread waits to run.  So:
+ * spin only while the threads seen faulting lately, plus the spinners with
+ * this one, fit the CPUs; and, for CPUs wanted by threads that do not fault (the program
+ * computing), not while the scheduler keeps preempting the spinner
+ * (RUSAGE_THREAD's involuntary switches: more than SPIN_PREEMPTED since
+ * the last look).
+ */
+#define SPIN_CHECK	64
+#define SPIN_PREEMPTED	8
+
+static bool spin_pays(struct uffd_intake *in)
+{
+	struct uffd_spin *sp = in->spin;
+	struct rusage ru;
+	uint64_t was = in->nivcsw;
+
+	if (++in->spin_waits % SPIN_CHECK && in->spin_waits > 1)
+		return in->spin_on;
+	in->stats.faulters = faulters(sp);
+	in->spin_on = in->stats.faulters + atomic_load_explicit(&sp->spinners, memory_order_relaxed) <
+		      sp->cpus;
+	if (!getrusage(RUSAGE_THREAD, &ru)) {
+		in->nivcsw = (uint64_t)ru.ru_nivcsw;
+		if (in->spin_waits > 1 && in->nivcsw - was > SPIN_PREEMPTED)
+			in->spin_on = false;
+	}
+	if (!in->spin_on)
+		in->stats.spin_backoffs++;
+	return in->spin_on;
+}
+
+/* Take a spinner's place, if one is free. */
+static bool spin_enter(struct uffd_spin *sp)
+{
+	unsigned int cur = atomic_load_explicit(&sp->spinners, memory_order_relaxed);
+
+	do {
+		if (cur >= sp->max_spinners)
+			return false;
+	} while (!atomic_compare_exchange_weak_explicit(&sp->spinners, &cur, cur + 1,
+							memory_order_acquire,
+							memory_order_relaxed));
+	return true;
+}
+
+/*
+ * Messages found while spinning (> 0), none within the budget (0), or
+ * -errno.  The clock is read between tries, not in a tight loop of its
+ * own: a try is a system call, far dearer than the vDSO's clock.
+ */
+static int spin(struct uffd_intake *in)
+{
+	struct uffd_spin *sp = in->spin;
+	uint64_t t0, t;
+	int n;
+
+	if (!sp || !sp->budget_ns || !spin_pays(in) || !spin_enter(sp))
+		return 0;
+	t0 = mono_ns();
+	for (;;) {
+		n = in->kind == UFFD_INTAKE_URING ? ring_peek(in) : read_batch(in);
+		t = mono_ns();
+		if (n || stopped(in) || t - t0 >= sp->budget_ns)
+			break;
+		cpu_relax();
+	}
+	atomic_fetch_sub_explicit(&sp->spinners, 1, memory_order_release);
+	in->stats.spin_ns += t - t0;
+	if (n > 0)
+		in->stats.spin_hits++;
+	else if (!n)
+		in->stats.spin_misses++;
+	return n;
+}
+
+void uffd_intake_set_spin(struct uffd_intake *in, struct uffd_spin *sp)
+{
+	in->spin = sp;
+	in->spin_waits = 0;
+}
+
 /* ---- the interface ---- */
 
 /*
@@ -420,17 +574,22 @@ int uffd_intake_wait(struct uffd_intake *in, struct uffd_msg **msgs)
 	int ret;
 
 	*msgs = in->out;
-	switch (in->kind) {
-	case UFFD_INTAKE_URING:
-		ret = wait_ring(in);
-		break;
-	case UFFD_INTAKE_POLL:
-		ret = wait_poll(in);
-		break;
-	default:
-		ret = wait_busy(in);
-		break;
+	ret = in->kind != UFFD_INTAKE_BUSY && !stopped(in) ? spin(in) : 0;
+	if (!ret) {
+		switch (in->kind) {
+		case UFFD_INTAKE_URING:
+			ret = wait_ring(in);
+			break;
+		case UFFD_INTAKE_POLL:
+			ret = wait_poll(in);
+			break;
+		default:
+			ret = wait_busy(in);
+			break;
+		}
 	}
+	if (ret > 0)
+		note_faulters(in, ret);
 	errno = saved;
 	return ret;
 }

@@ -101,6 +101,11 @@ enum uffd_intake_kind {
 struct uffd_intake_stats {
 	uint64_t reads;		/* completions or read(2) calls that returned messages */
 	uint64_t errors;	/* -EINTR, -EAGAIN and other failed reads, resubmitted */
+	uint64_t spin_hits;	/* spins that found messages */
+	uint64_t spin_misses;	/* spins that ran out of budget: the intake slept */
+	uint64_t spin_ns;	/* time spent spinning */
+	uint64_t spin_backoffs;	/* looks that found spinning would not pay: the CPUs were wanted */
+	uint64_t faulters;	/* threads among the latest faults, at the last look */
 };
 
 struct uffd_intake;
@@ -128,6 +133,29 @@ int uffd_intake_create(struct uffd_intake **out, int uffd_fd,
  * on an unrecoverable error.
  */
 int uffd_intake_wait(struct uffd_intake *in, struct uffd_msg **msgs);
+/*
+ * Spin before sleeping: look for messages without blocking (read(2), or
+ * for URING an enter that runs completions but does not wait) for up to
+ * budget_ns after the last batch, then sleep as the kind does.  A stream
+ * of faults then finds its handler awake, and an idle one costs at most
+ * budget_ns of CPU per handler.  Shared by the intakes of one uffd: at
+ * most max_spinners spin at once, and none while the threads seen
+ * faulting lately (UFFD_FEATURE_THREAD_ID's ptid) and a spinner would not
+ * fit `cpus`, or while the scheduler keeps preempting the spinner
+ * (intake.c, spin_pays()).  budget_ns 0: no spinning.  BUSY spins anyway.
+ */
+#define UFFD_SPIN_RECENT	32
+
+struct uffd_spin {
+	uint64_t budget_ns;
+	unsigned int max_spinners;
+	unsigned int cpus;
+	atomic_uint spinners;			/* intakes spinning now */
+	atomic_uint next;			/* recent[] slot written next */
+	_Atomic uint32_t recent[UFFD_SPIN_RECENT];	/* ptids of the latest faults */
+};
+
+void uffd_intake_set_spin(struct uffd_intake *in, struct uffd_spin *sp);
 enum uffd_intake_kind uffd_intake_kind(const struct uffd_intake *in);
 void uffd_intake_get_stats(const struct uffd_intake *in, struct uffd_intake_stats *st);
 void uffd_intake_destroy(struct uffd_intake *in);

@@ -35,8 +35,11 @@ static void run_usage(FILE *out)
 		"options (each sets the USPF_* variable named; children inherit it):\n"
 		"  --policy P        USPF_POLICY: spf (default), mmap-lock, spf-adaptive,\n"
 		"                    pervma-rwsem, pervma-refcnt, spf-v12\n"
-		"  --handlers N      USPF_HANDLERS: handler threads, 0 = online CPUs (default)\n"
-		"  --intake K        USPF_INTAKE: uring (default), poll, busy\n"
+		"  --handlers N      USPF_HANDLERS: handler threads, 0 = one per two online\n"
+		"                    CPUs (default)\n"
+		"  --intake K        USPF_INTAKE: poll (default), uring, busy\n"
+		"  --spin-us N       USPF_SPIN_US: how long an idle handler looks for the next\n"
+		"                    fault before it sleeps, 0 to 10000 (default 50)\n"
 		"  --fault-around N  USPF_FAULT_AROUND: pages per fault, 1 to 512 (default 1)\n"
 		"  --hz N            USPF_HZ: jiffies per second, 10 to 10000 (default 250)\n"
 		"  --min-size BYTES  USPF_MIN_SIZE: smallest mapping taken, K/M/G suffixes\n"
@@ -151,6 +154,7 @@ int cmd_run(int argc, char **argv)
 		{ "policy", required_argument, NULL, 'p' },
 		{ "handlers", required_argument, NULL, 'n' },
 		{ "intake", required_argument, NULL, 'i' },
+		{ "spin-us", required_argument, NULL, 'S' },
 		{ "fault-around", required_argument, NULL, 'f' },
 		{ "hz", required_argument, NULL, 'z' },
 		{ "min-size", required_argument, NULL, 'm' },
@@ -171,6 +175,7 @@ int cmd_run(int argc, char **argv)
 		case 'p': var = "USPF_POLICY"; flag = "--policy"; break;
 		case 'n': var = "USPF_HANDLERS"; flag = "--handlers"; break;
 		case 'i': var = "USPF_INTAKE"; flag = "--intake"; break;
+		case 'S': var = "USPF_SPIN_US"; flag = "--spin-us"; break;
 		case 'f': var = "USPF_FAULT_AROUND"; flag = "--fault-around"; break;
 		case 'z': var = "USPF_HZ"; flag = "--hz"; break;
 		case 'm': var = "USPF_MIN_SIZE"; flag = "--min-size"; break;

@@ -1311,7 +1311,7 @@ static void torture_usage(FILE *out)
 "  --writers N            writer threads, 0..%u (default 2)\n"
 "  --mms N                address spaces (runtimes) in this process, 1..%u (default 2)\n"
 "  --slots N              slots of %u pages per address space, 1..%u (default 16)\n"
-"  --handlers N           uspf handler threads per runtime (0: online CPUs)\n"
+"  --handlers N           uspf handler threads per runtime (0: one per two online CPUs)\n"
 "  --fault-around N       pages uspf resolves per fault (1 = off)\n"
 "  --inject NAME          switch a bug injection on (repeatable; see --list-injections)\n"
 "  --list-injections      list the bug injections: name, policy, what it breaks\n"
@@ -1492,7 +1492,7 @@ static int parse_one(struct torture_opts *o, int opt, const char *val)
 		return 0;
 	case OPT_HANDLERS:
 		if (parse_ull(val, 0, 1000000, &v))
-			return bad_value("--handlers", val, "a number of threads, 0 for online CPUs");
+			return bad_value("--handlers", val, "a number of threads, 0 for one per two online CPUs");
 		o->cfg.handlers = (unsigned int)v;
 		return check_config(o, "--handlers", val);
 	case OPT_FAULT_AROUND:

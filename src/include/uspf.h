@@ -44,17 +44,19 @@ enum uspf_policy_id {
 	USPF_NR_POLICIES
 };
 
+#define USPF_SPIN_US_DEFAULT 50
+
 /* How handler threads take fault messages from the userfaultfd. */
 enum uspf_intake {
-	USPF_INTAKE_URING = 0,	/* io_uring reads, several in flight (default) */
-	USPF_INTAKE_POLL,	/* poll(2) + read(2) */
+	USPF_INTAKE_URING = 0,	/* io_uring reads, several in flight */
+	USPF_INTAKE_POLL,	/* epoll + read(2) (default: the shorter round trip) */
 	USPF_INTAKE_BUSY,	/* spin on non-blocking read(2): lowest latency, burns a CPU */
 	USPF_NR_INTAKES
 };
 
 struct uspf_config {
 	enum uspf_policy_id policy;
-	unsigned int handlers;		/* handler threads; 0: online CPUs (max 256) */
+	unsigned int handlers;		/* handler threads; 0: one per two online CPUs (max 256) */
 	enum uspf_intake intake;
 	unsigned int uring_depth;	/* io_uring reads in flight per handler (1..64, default 4) */
 	unsigned int read_batch;	/* fault messages per read (1..64, default 16) */
@@ -67,6 +69,7 @@ struct uspf_config {
 	unsigned int adaptive_window;	/* spf-adaptive: jiffies to keep speculating after contention (0..1000, default 2) */
 	bool immap_reorder;		/* Yu Ma 2023: i_mmap_rwsem only around the file link (default true) */
 	bool wake_after_unlock;		/* wake the faulting thread only once the policy unlocked (default false) */
+	unsigned int spin_us;		/* a handler looks for the next fault this long before it sleeps (0..10000, default 50) */
 };
 
 /* How pages of a mapping get their first contents. */
@@ -147,6 +150,10 @@ enum uspf_counter {
 	USPF_C_ADAPTIVE_ABORT_NO_ANON_VMA,	/* anon_vma not prepared yet */
 	USPF_C_ADAPTIVE_ABORT_OUTSIDE,	/* address outside the VMA snapshot */
 	USPF_C_ADAPTIVE_ABORT_VMA_CHANGED,	/* the by-hand revalidation failed */
+	USPF_C_INTAKE_SPIN_HITS,	/* handler spins that found the next fault */
+	USPF_C_INTAKE_SPIN_MISSES,	/* ... that ran out of budget: the handler slept */
+	USPF_C_INTAKE_SPIN_NS,		/* ... and the nanoseconds spent spinning */
+	USPF_C_INTAKE_SPIN_BACKOFFS,	/* spinning paused: the spinner was preempted (CPUs wanted) */
 	USPF_NR_COUNTERS
 };
 

@@ -88,15 +88,19 @@ static int apply(struct preload_env *pe, const char *name, const char *v, char *
 			return bad(msg, len, "accepted: " POLICIES);
 	} else if (!strcmp(name, "USPF_HANDLERS")) {
 		if (!parse_uint(v, 0, 256, &n))
-			return bad(msg, len, "accepted: 0 (one per online CPU) to 256");
+			return bad(msg, len, "accepted: 0 (one per two online CPUs) to 256");
 		pe->cfg.handlers = n;
 	} else if (!strcmp(name, "USPF_INTAKE")) {
 		if (uspf_intake_from_name(v, &pe->cfg.intake))
-			return bad(msg, len, "accepted: uring, poll, busy");
+			return bad(msg, len, "accepted: poll, uring, busy");
 	} else if (!strcmp(name, "USPF_FAULT_AROUND")) {
 		if (!parse_uint(v, 1, 512, &n))
 			return bad(msg, len, "accepted: 1 (off) to 512 pages");
 		pe->cfg.fault_around = n;
+	} else if (!strcmp(name, "USPF_SPIN_US")) {
+		if (!parse_uint(v, 0, 10000, &n))
+			return bad(msg, len, "accepted: 0 (sleep at once) to 10000 microseconds");
+		pe->cfg.spin_us = n;
 	} else if (!strcmp(name, "USPF_HZ")) {
 		if (!parse_uint(v, 10, 10000, &n))
 			return bad(msg, len, "accepted: 10 to 10000");
@@ -119,7 +123,7 @@ static int apply(struct preload_env *pe, const char *name, const char *v, char *
 }
 
 static const char *const vars[] = {
-	"USPF_POLICY", "USPF_HANDLERS", "USPF_INTAKE", "USPF_FAULT_AROUND", "USPF_HZ",
+	"USPF_POLICY", "USPF_HANDLERS", "USPF_INTAKE", "USPF_FAULT_AROUND", "USPF_SPIN_US", "USPF_HZ",
 	"USPF_MIN_SIZE", "USPF_HEAP", "USPF_STATS", "USPF_DISABLE",
 };
 

@@ -164,7 +164,7 @@ static const char *field(const char *line, int idx, char *out, size_t len)
 Test(bench_logic, csv_report_columns_and_ratios)
 {
 	static const char *const want[] = { "workload", "policy", "variant", "threads", "handlers",
-					    "intake", "user_mode_only", "iterations", "ops_name",
+					    "intake", "spin_us", "user_mode_only", "iterations", "ops_name",
 					    "ops_per_sec", "faults", "faults_per_sec" };
 	struct bench_opts opts;
 	struct bench_report rep;

@@ -742,6 +742,17 @@ Test(preload, bad_policy_refused)
 
 		check_refused(argv, NULL, marker, "--handlers");
 	}
+	{
+		char *argv[] = { (char *)bin, "run", "--spin-us", "10001", "--", "sh", "-c", cmd, NULL };
+
+		check_refused(argv, NULL, marker, "--spin-us");
+	}
+	{
+		const char *extra[] = { preload, "USPF_SPIN_US=-1", NULL };
+		char *argv[] = { "sh", "-c", cmd, NULL };
+
+		check_refused(argv, extra, marker, "USPF_SPIN_US");
+	}
 }
 
 Test(preload, uspf_run_end_to_end)

@@ -65,6 +65,7 @@ struct handler {
 	atomic_bool stop;
 	char *base;		/* registered, PAGES pages */
 	char *src;		/* what each page gets */
+	struct uffd_spin *spin;	/* NULL: sleep at once */
 	/* results */
 	atomic_int state;	/* 0 starting, 1 waiting, 2 done */
 	enum uffd_intake_kind got;
@@ -109,6 +110,8 @@ static void *handler_main(void *arg)
 		return NULL;
 	}
 	h->got = uffd_intake_kind(in);
+	if (h->spin)
+		uffd_intake_set_spin(in, h->spin);
 	atomic_store(&h->state, 1);
 	while ((n = uffd_intake_wait(in, &msgs)) > 0) {
 		if (n > h->most)
@@ -147,6 +150,8 @@ static struct handler *handler_new(enum uffd_intake_kind kind,
 		h->src[i] = (char)(i * 13 + (i >> 12) * 101 + kind);
 	return h;
 }
+
+static void *touch(void *arg);
 
 static void handler_start(struct handler *h)
 {
@@ -394,4 +399,129 @@ Test(uffd_intake, poll_reports_closed_fd)
 Test(uffd_intake, busy_reports_closed_fd)
 {
 	closed_fd_reported(UFFD_INTAKE_BUSY);
+}
+
+/* ---- spinning before sleeping (uffd_intake_set_spin) ---- */
+
+/* The spin tests need the faulting threads' ids in the messages. */
+static void setup_tid(void)
+{
+	cr_assert_eq(sysconf(_SC_PAGESIZE), (long)PG);
+	cr_assert_eq(uffd_open(&u, UFFD_FEATURE_THREAD_ID, stderr), 0);
+}
+
+TestSuite(uffd_spin, .init = setup_tid, .fini = teardown, .timeout = 30);
+
+static struct handler *spin_handler(enum uffd_intake_kind kind, struct uffd_spin *sp)
+{
+	struct handler *h = handler_new(kind, 4, 8, true);
+
+	h->spin = sp;
+	handler_start(h);
+	return h;
+}
+
+/* One thread faulting page after page: each next fault finds the handler spinning. */
+static void spin_serves_a_stream(enum uffd_intake_kind kind)
+{
+	struct uffd_spin sp = { .budget_ns = 20000000, .max_spinners = 1, .cpus = 64 };
+	struct handler *h = spin_handler(kind, &sp);
+	struct toucher t = { 0 };
+	size_t i;
+
+	for (i = 0; i < THREADS; i++) {
+		t.addr = h->base + i * PAGES_EACH * PG;
+		touch(&t);
+		cr_assert_arr_eq(t.seen, h->src + i * PAGES_EACH * PG, sizeof(t.seen));
+	}
+	handler_stop(h);
+	cr_assert_eq(h->resolve_errors, 0);
+	cr_assert_geq(atomic_load(&h->served), PAGES);
+	/* The first fault finds it asleep; most of the others, spinning. */
+	cr_assert_geq(h->stats.spin_hits, PAGES / 2, "%llu spin hits of %d faults",
+		      (unsigned long long)h->stats.spin_hits, PAGES);
+	cr_assert_eq(atomic_load(&sp.spinners), 0);
+	handler_free(h);
+}
+
+Test(uffd_spin, poll_spin_serves_a_stream)
+{
+	spin_serves_a_stream(UFFD_INTAKE_POLL);
+}
+
+Test(uffd_spin, uring_spin_serves_a_stream)
+{
+	spin_serves_a_stream(UFFD_INTAKE_URING);
+}
+
+/* After its budget an idle handler sleeps: it burns no CPU while nothing faults. */
+static void idle_spinner_sleeps(enum uffd_intake_kind kind)
+{
+	struct uffd_spin sp = { .budget_ns = 2000000, .max_spinners = 1, .cpus = 64 };
+	struct handler *h = spin_handler(kind, &sp);
+	struct timespec c0, c1;
+	struct toucher t = { .addr = h->base };
+	clockid_t clk;
+	double cpu;
+
+	cr_assert_eq(pthread_getcpuclockid(h->thread, &clk), 0);
+	touch(&t);			/* a fault: the handler spins 2 ms after it */
+	sleep_ms(20);
+	cr_assert_eq(clock_gettime(clk, &c0), 0);
+	sleep_ms(300);
+	cr_assert_eq(clock_gettime(clk, &c1), 0);
+	cpu = (c1.tv_sec - c0.tv_sec) + (c1.tv_nsec - c0.tv_nsec) / 1e9;
+	handler_stop(h);
+	cr_assert_lt(cpu, 0.03, "an idle handler used %.3f s of CPU in 0.3 s", cpu);
+	cr_assert_geq(h->stats.spin_misses, 1);
+	cr_assert_geq(h->stats.spin_ns, 2000000);
+	cr_assert_eq(h->resolve_errors, 0);
+	handler_free(h);
+}
+
+Test(uffd_spin, poll_idle_spinner_sleeps)
+{
+	idle_spinner_sleeps(UFFD_INTAKE_POLL);
+}
+
+Test(uffd_spin, uring_idle_spinner_sleeps)
+{
+	idle_spinner_sleeps(UFFD_INTAKE_URING);
+}
+
+/*
+ * More threads faulting than CPUs: spinning would hold a CPU a woken
+ * faulting thread needs.  The intake counts the threads among the latest
+ * faults (their ptids) and, with a spinner, they do not fit cpus = 2: it
+ * sleeps at once.
+ */
+Test(uffd_spin, no_spinning_when_faulters_fill_the_cpus)
+{
+	struct uffd_spin sp = { .budget_ns = 20000000, .max_spinners = 1, .cpus = 2 };
+	struct handler *h = spin_handler(UFFD_INTAKE_POLL, &sp);
+	int round;
+
+	for (round = 0; round < 12; round++) {
+		fault_from_threads(h);
+		cr_assert_eq(madvise(h->base, PAGES * PG, MADV_DONTNEED), 0);
+	}
+	handler_stop(h);
+	cr_assert_eq(h->resolve_errors, 0);
+	cr_assert_geq(h->stats.faulters, 3, "%llu threads counted among the latest faults",
+		      (unsigned long long)h->stats.faulters);
+	cr_assert_geq(h->stats.spin_backoffs, 1);
+	handler_free(h);
+}
+
+/* A zero budget never spins. */
+Test(uffd_spin, zero_budget_sleeps_at_once)
+{
+	struct uffd_spin sp = { .budget_ns = 0, .max_spinners = 1, .cpus = 64 };
+	struct handler *h = spin_handler(UFFD_INTAKE_POLL, &sp);
+
+	fault_from_threads(h);
+	handler_stop(h);
+	cr_assert_eq(h->stats.spin_hits + h->stats.spin_misses, 0);
+	cr_assert_eq(h->stats.spin_ns, 0);
+	handler_free(h);
 }

@@ -62,6 +62,7 @@ enum {
 	OPT_ANON_VMA_AT_MMAP,
 	OPT_WAKE_AFTER_UNLOCK,
 	OPT_IMMAP_REORDER,
+	OPT_SPIN_US,
 };
 
 static const struct option long_options[] = {
@@ -73,6 +74,7 @@ static const struct option long_options[] = {
 	{ "handlers",		required_argument,	NULL, OPT_HANDLERS },
 	{ "intake",		required_argument,	NULL, OPT_INTAKE },
 	{ "fault-around",	required_argument,	NULL, OPT_FAULT_AROUND },
+	{ "spin-us",		required_argument,	NULL, OPT_SPIN_US },
 	{ "format",		required_argument,	NULL, OPT_FORMAT },
 	{ "no-references",	no_argument,		NULL, OPT_NO_REFERENCES },
 	{ "vmas",		required_argument,	NULL, OPT_VMAS },
@@ -143,8 +145,13 @@ static void bench_usage(FILE *out)
 "  --anon-vma-at-mmap          prepare anon_vma at mmap time, not at first fault\n"
 "  --wake-after-unlock         wake a faulting thread only once the policy has\n"
 "                              dropped its locks (one UFFDIO_WAKE per fault)\n"
-"  --handlers N                uspf handler threads (0: online CPUs; execl: 1)\n"
-"  --intake uring|poll|busy    how uspf handlers read fault messages\n"
+"  --handlers LIST             uspf handler threads (0: one per two online CPUs,\n"
+"                              the default; execl: 1); a comma list compares them\n"
+"  --intake LIST               how uspf handlers read fault messages: poll (the\n"
+"                              default), uring, busy; a comma list compares them\n"
+"  --spin-us LIST              how long an idle handler looks for the next fault\n"
+"                              before it sleeps, 0..10000 (default 50); a comma\n"
+"                              list compares them\n"
 "  --fault-around N            pages uspf resolves per fault (1 = off; default 16,\n"
 "                              the kernel's fault_around_bytes of 64 KiB)\n"
 "  --pm-qos off|USEC           hold /dev/cpu_dma_latency at USEC during the run, as\n"
@@ -449,20 +456,58 @@ static int check_config(const struct bench_opts *o, const char *flag, const char
 
 static int parse_config_flag(struct bench_opts *o, int opt, const char *val)
 {
+	size_t list[BENCH_MAX_LIST];
+	char buf[64], *tok, *save = NULL;
 	unsigned long long v;
 	enum uspf_intake intake;
+	unsigned int i, n;
+	int ret;
 
 	switch (opt) {
 	case OPT_HANDLERS:
-		if (parse_ull(val, 0, 1000000, &v))
-			return bad_value("--handlers", val, "a number of threads, 0 for online CPUs");
-		o->cfg.handlers = (unsigned int)v;
-		return check_config(o, "--handlers", val);
+		if (parse_list(val, 0, 1000000, list, &n) || n > BENCH_MAX_VARIANTS)
+			return bad_value("--handlers", val, "a comma list of at most 8 thread counts, "
+					 "0 for one per two online CPUs");
+		for (i = 0; i < n; i++) {
+			o->cfg.handlers = (unsigned int)list[i];
+			ret = check_config(o, "--handlers", val);
+			if (ret)
+				return ret;
+			o->handler_counts[i] = (unsigned int)list[i];
+		}
+		o->nr_handler_counts = n;
+		o->cfg.handlers = o->handler_counts[0];
+		return 0;
 	case OPT_INTAKE:
-		if (uspf_intake_from_name(val, &intake))
-			return bad_value("--intake", val, "uring, poll or busy");
-		o->cfg.intake = intake;
-		return check_config(o, "--intake", val);
+		if (!*val || strlen(val) >= sizeof(buf) || val[strlen(val) - 1] == ',' ||
+		    strstr(val, ",,"))
+			return bad_value("--intake", val, "a comma list of uring, poll, busy");
+		snprintf(buf, sizeof(buf), "%s", val);
+		for (n = 0, tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+			if (uspf_intake_from_name(tok, &intake))
+				return bad_value("--intake", val, "a comma list of uring, poll, busy");
+			for (i = 0; i < n && o->intakes[i] != intake; i++)
+				;
+			if (i == n)
+				o->intakes[n++] = intake;
+		}
+		o->nr_intakes = n;
+		o->cfg.intake = o->intakes[0];
+		return 0;
+	case OPT_SPIN_US:
+		if (parse_list(val, 0, 1000000, list, &n) || n > BENCH_MAX_VARIANTS)
+			return bad_value("--spin-us", val, "a comma list of at most 8 spin budgets, "
+					 "each 0 to 10000 microseconds");
+		for (i = 0; i < n; i++) {
+			o->cfg.spin_us = (unsigned int)list[i];
+			ret = check_config(o, "--spin-us", val);
+			if (ret)
+				return ret;
+			o->spins_us[i] = (unsigned int)list[i];
+		}
+		o->nr_spins_us = n;
+		o->cfg.spin_us = o->spins_us[0];
+		return 0;
 	case OPT_FAULT_AROUND:
 		if (parse_ull(val, 0, 1000000, &v))
 			return bad_value("--fault-around", val, "a number of pages, 1 for off");
@@ -589,6 +634,7 @@ static int parse_one(struct bench_opts *o, int opt, const char *val)
 	case OPT_HANDLERS:
 	case OPT_INTAKE:
 	case OPT_FAULT_AROUND:
+	case OPT_SPIN_US:
 		return parse_config_flag(o, opt, val);
 	case OPT_FORMAT:
 		if (!strcmp(val, "table"))
@@ -701,6 +747,59 @@ static void progress_done(void)
 	bench_progress_end();
 }
 
+unsigned int bench_nr_variants(const struct bench_opts *o)
+{
+	return (o->nr_handler_counts ? o->nr_handler_counts : 1) *
+	       (o->nr_intakes ? o->nr_intakes : 1) * (o->nr_spins_us ? o->nr_spins_us : 1);
+}
+
+void bench_variant_cfg(const struct bench_opts *o, unsigned int v, struct uspf_config *cfg)
+{
+	unsigned int nh = o->nr_handler_counts ? o->nr_handler_counts : 1;
+	unsigned int ni = o->nr_intakes ? o->nr_intakes : 1;
+
+	if (o->nr_handler_counts)
+		cfg->handlers = o->handler_counts[v % nh];
+	if (o->nr_intakes)
+		cfg->intake = o->intakes[(v / nh) % ni];
+	if (o->nr_spins_us)
+		cfg->spin_us = o->spins_us[v / (nh * ni)];
+}
+
+const char *bench_variant_label(const struct bench_opts *o, unsigned int v)
+{
+	static char labels[BENCH_MAX_VARIANTS * BENCH_MAX_VARIANTS * USPF_NR_INTAKES][64];
+	struct uspf_config cfg = o->cfg;
+	char *l;
+	int n = 0;
+
+	if (bench_nr_variants(o) < 2 || v >= sizeof(labels) / sizeof(labels[0]))
+		return NULL;
+	bench_variant_cfg(o, v, &cfg);
+	l = labels[v];
+	l[0] = '\0';
+	if (o->nr_handler_counts > 1)
+		n += snprintf(l + n, sizeof(labels[0]) - n, "%shandlers=%u", n ? " " : "", cfg.handlers);
+	if (o->nr_intakes > 1)
+		n += snprintf(l + n, sizeof(labels[0]) - n, "%sintake=%s", n ? " " : "",
+			      uspf_intake_name(cfg.intake));
+	if (o->nr_spins_us > 1)
+		snprintf(l + n, sizeof(labels[0]) - n, "%sspin_us=%u", n ? " " : "", cfg.spin_us);
+	return l;
+}
+
+/* A row label: the handler variant's and the config's, either or both. */
+static const char *join_variant(const char *a, const char *b)
+{
+	char *s;
+
+	if (!a || !b)
+		return a ? a : b;
+	if (asprintf(&s, "%s %s", a, b) < 0)
+		return a;
+	return s;	/* lives as long as the report: the process */
+}
+
 /* What a uspf row's config differs in from the defaults, for its label. */
 static const char *uspf_variant(const struct uspf_config *cfg, bool immap)
 {
@@ -745,7 +844,8 @@ static int run_pft_threads(struct bench_report *rep, unsigned int threads)
 {
 	const struct bench_opts *o = rep->opts;
 	struct bench_row *row;
-	unsigned int i;
+	const char *label;
+	unsigned int i, v;
 	uint64_t t0;
 	int ret;
 
@@ -768,27 +868,40 @@ static int run_pft_threads(struct bench_report *rep, unsigned int threads)
 		if (ret)
 			return ret;
 		row_cpu(o, &row->pft, t0);
-		progress("pft", "raw", threads);
-		row = bench_report_add(rep, BENCH_ROW_PFT);
-		if (!row)
-			return -ENOMEM;
-		t0 = cpu_now_ns();
-		ret = bench_raw_run(o, threads, &row->pft);
-		if (ret)
-			return ret;
-		row_cpu(o, &row->pft, t0);
 	}
-	for (i = 0; i < o->nr_policies; i++) {
-		progress("pft", uspf_policy_name(o->policies[i]), threads);
-		row = bench_report_add(rep, BENCH_ROW_PFT);
-		if (!row)
-			return -ENOMEM;
-		t0 = cpu_now_ns();
-		ret = bench_pft_run(o, o->policies[i], threads, &row->pft);
-		if (ret)
-			return ret;
-		row_cpu(o, &row->pft, t0);
-		row->pft.variant = uspf_variant(&o->cfg, false);
+	for (v = 0; v < bench_nr_variants(o); v++) {
+		struct bench_opts vo = *o;
+
+		bench_variant_cfg(o, v, &vo.cfg);
+		label = bench_variant_label(o, v);
+		if (o->references) {
+			progress("pft", "raw", threads);
+			row = bench_report_add(rep, BENCH_ROW_PFT);
+			if (!row)
+				return -ENOMEM;
+			t0 = cpu_now_ns();
+			ret = bench_raw_run(&vo, threads, &row->pft);
+			if (ret)
+				return ret;
+			row_cpu(o, &row->pft, t0);
+			row->pft.handlers_variant = label;
+			row->pft.variant = label;
+			row->pft.spin_us = vo.cfg.spin_us;
+		}
+		for (i = 0; i < o->nr_policies; i++) {
+			progress("pft", uspf_policy_name(o->policies[i]), threads);
+			row = bench_report_add(rep, BENCH_ROW_PFT);
+			if (!row)
+				return -ENOMEM;
+			t0 = cpu_now_ns();
+			ret = bench_pft_run(&vo, o->policies[i], threads, &row->pft);
+			if (ret)
+				return ret;
+			row_cpu(o, &row->pft, t0);
+			row->pft.handlers_variant = label;
+			row->pft.variant = join_variant(label, uspf_variant(&vo.cfg, false));
+			row->pft.spin_us = vo.cfg.spin_us;
+		}
 	}
 	return 0;
 }
@@ -799,7 +912,8 @@ static int run_pft(struct bench_report *rep)
 	unsigned int i;
 	int ret = 0;
 
-	bench_progress_start(o->nr_threads * (o->nr_policies + (o->references ? 3 : 0)));
+	bench_progress_start(o->nr_threads * (bench_nr_variants(o) * (o->nr_policies +
+				(o->references ? 1 : 0)) + (o->references ? 2 : 0)));
 	for (i = 0; i < rep->opts->nr_threads; i++) {
 		ret = run_pft_threads(rep, rep->opts->threads[i]);
 		if (ret)
@@ -816,7 +930,7 @@ static int run_pft(struct bench_report *rep)
 
 static int work_row(struct bench_report *rep, const struct bench_wl *wl,
 		    enum bench_as_kind kind, const struct uspf_config *cfg,
-		    unsigned int threads)
+		    unsigned int threads, const char *label)
 {
 	const struct bench_opts *o = rep->opts;
 	struct bench_row *row;
@@ -829,8 +943,11 @@ static int work_row(struct bench_report *rep, const struct bench_wl *wl,
 	uint64_t t0;
 	int ret;
 
-	if (kind == BENCH_AS_USPF)
-		row->pft.variant = uspf_variant(cfg, wl->id == BENCH_EXECL);
+	if (kind == BENCH_AS_USPF) {
+		row->pft.handlers_variant = label;
+		row->pft.variant = join_variant(label, uspf_variant(cfg, wl->id == BENCH_EXECL));
+		row->pft.spin_us = cfg->spin_us;
+	}
 	t0 = cpu_now_ns();
 	ret = bench_work_row(o, wl, kind, cfg, threads, &row->pft);
 	if (!ret)
@@ -843,24 +960,29 @@ static int run_work_threads(struct bench_report *rep, const struct bench_wl *wl,
 {
 	const struct bench_opts *o = rep->opts;
 	struct uspf_config cfg = o->cfg;
-	unsigned int i;
+	const char *label;
+	unsigned int i, v;
 	int ret = 0;
 
 	if (o->references) {
-		ret = work_row(rep, wl, BENCH_AS_NATIVE, &cfg, threads);
+		ret = work_row(rep, wl, BENCH_AS_NATIVE, &cfg, threads, NULL);
 		if (!ret)
-			ret = work_row(rep, wl, BENCH_AS_NAIVE, &cfg, threads);
+			ret = work_row(rep, wl, BENCH_AS_NAIVE, &cfg, threads, NULL);
 	}
-	for (i = 0; i < o->nr_policies && !ret; i++) {
-		cfg.policy = o->policies[i];
-		if (wl->id == BENCH_EXECL && o->immap == BENCH_IMMAP_BOTH) {
-			cfg.immap_reorder = true;
-			ret = work_row(rep, wl, BENCH_AS_USPF, &cfg, threads);
-			cfg.immap_reorder = false;
+	for (v = 0; v < bench_nr_variants(o) && !ret; v++) {
+		label = bench_variant_label(o, v);
+		bench_variant_cfg(o, v, &cfg);
+		for (i = 0; i < o->nr_policies && !ret; i++) {
+			cfg.policy = o->policies[i];
+			if (wl->id == BENCH_EXECL && o->immap == BENCH_IMMAP_BOTH) {
+				cfg.immap_reorder = true;
+				ret = work_row(rep, wl, BENCH_AS_USPF, &cfg, threads, label);
+				cfg.immap_reorder = false;
+			}
+			if (!ret)
+				ret = work_row(rep, wl, BENCH_AS_USPF, &cfg, threads, label);
+			cfg.immap_reorder = o->cfg.immap_reorder;
 		}
-		if (!ret)
-			ret = work_row(rep, wl, BENCH_AS_USPF, &cfg, threads);
-		cfg.immap_reorder = o->cfg.immap_reorder;
 	}
 	return ret;
 }

@@ -60,6 +60,7 @@ enum bench_format {
 
 #define BENCH_MAX_LIST		64
 #define BENCH_MAX_THREADS	1024
+#define BENCH_MAX_VARIANTS	8
 
 struct bench_opts {
 	enum bench_workload workload;	/* the first of workloads[] */
@@ -92,7 +93,23 @@ struct bench_opts {
 	enum bench_immap immap;		/* execl: reorder on, off or both */
 	const char *plot;		/* --plot FILE (.svg or .png), or NULL */
 	int pm_qos_us;			/* --pm-qos: cpu_dma_latency to hold; -1: off */
+	/*
+	 * Handler settings to compare in one run: every combination of these
+	 * gives its own raw row and row per policy (cfg holds the first).
+	 */
+	unsigned int handler_counts[BENCH_MAX_VARIANTS];
+	unsigned int nr_handler_counts;
+	enum uspf_intake intakes[USPF_NR_INTAKES];
+	unsigned int nr_intakes;
+	unsigned int spins_us[BENCH_MAX_VARIANTS];
+	unsigned int nr_spins_us;
 };
+
+/* The handler settings of variant v of o (0 <= v < bench_nr_variants(o)), into cfg. */
+unsigned int bench_nr_variants(const struct bench_opts *o);
+void bench_variant_cfg(const struct bench_opts *o, unsigned int v, struct uspf_config *cfg);
+/* Its label ("handlers=1 spin_us=50": the settings given as lists), or NULL for one variant. */
+const char *bench_variant_label(const struct bench_opts *o, unsigned int v);
 
 /* ---- latency histogram: log2 buckets of ns, 8 linear sub-buckets each ---- */
 
@@ -144,6 +161,8 @@ enum bench_row_kind {
 struct bench_pft_row {
 	const char *workload;		/* NULL: "pft" */
 	const char *variant;		/* NULL, or the config the row differs in */
+	const char *handlers_variant;	/* NULL, or its handler settings' label (raw's match) */
+	unsigned int spin_us;		/* uspf rows: the handlers' spin budget */
 	const char *policy;		/* a uspf policy, "native" or "naive" */
 	unsigned int threads;		/* faulting threads */
 	unsigned int handlers;		/* fault-handling threads; 0 for native */

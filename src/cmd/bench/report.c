@@ -124,9 +124,10 @@ void bench_pft_row_counter(struct bench_pft_row *row, const char *name, uint64_t
 	row->nr_counters++;
 }
 
+/* The reference row; for raw, the one with the same handler settings (handlers_variant). */
 static const struct bench_pft_row *find_ref(const struct bench_report *rep,
 					    const char *workload, const char *policy,
-					    unsigned int threads)
+					    unsigned int threads, const char *variant)
 {
 	size_t i;
 
@@ -134,7 +135,8 @@ static const struct bench_pft_row *find_ref(const struct bench_report *rep,
 		const struct bench_pft_row *r = &rep->rows[i].pft;
 
 		if (rep->rows[i].kind == BENCH_ROW_PFT && r->threads == threads &&
-		    !strcmp(r->policy, policy) && !strcmp(bench_row_workload(r), workload))
+		    !strcmp(r->policy, policy) && !strcmp(bench_row_workload(r), workload) &&
+		    (!variant || (r->handlers_variant && !strcmp(r->handlers_variant, variant))))
 			return r;
 	}
 	return NULL;
@@ -150,15 +152,16 @@ void bench_report_ratios(struct bench_report *rep)
 		if (rep->rows[i].kind != BENCH_ROW_PFT)
 			continue;
 		r = &rep->rows[i].pft;
-		native = find_ref(rep, bench_row_workload(r), "native", r->threads);
-		naive = find_ref(rep, bench_row_workload(r), "naive", r->threads);
+		native = find_ref(rep, bench_row_workload(r), "native", r->threads, NULL);
+		naive = find_ref(rep, bench_row_workload(r), "naive", r->threads, NULL);
 		if (native && native->hmean > 0)
 			r->ratio_native = r->hmean / native->hmean;
 		if (naive && naive->hmean > 0)
 			r->ratio_naive = r->hmean / naive->hmean;
 		/* The protocol's cost: a policy against the same handlers with no model. */
 		raw = r->intake && strcmp(r->policy, "raw") && strcmp(r->policy, "naive") ?
-		      find_ref(rep, bench_row_workload(r), "raw", r->threads) : NULL;
+		      find_ref(rep, bench_row_workload(r), "raw", r->threads,
+			       r->handlers_variant) : NULL;
 		if (raw && raw->hmean > 0)
 			r->ratio_raw = r->hmean / raw->hmean;
 	}
@@ -314,9 +317,10 @@ static void table_pft_header(const struct bench_report *rep, const char *wl, FIL
 		"# native: getrusage minflt); --format json or csv gives every counter\n");
 	if (!strcmp(wl, "pft") && o->references)
 		fprintf(out, "# raw: uspf's handlers with no model; vs_raw: a policy's faults/s / raw's\n");
-	fprintf(out, "# uspf: fault-around %u page%s, handlers %u (0: one per CPU), intake %s; "
-		"cpu_dma_latency %s\n", o->cfg.fault_around, o->cfg.fault_around == 1 ? "" : "s",
-		o->cfg.handlers, uspf_intake_name(o->cfg.intake), rep->pm_qos);
+	fprintf(out, "# uspf: fault-around %u page%s, handlers %u (0: one per two CPUs), intake %s, "
+		"spin %u us; cpu_dma_latency %s\n", o->cfg.fault_around,
+		o->cfg.fault_around == 1 ? "" : "s", o->cfg.handlers,
+		uspf_intake_name(o->cfg.intake), o->cfg.spin_us, rep->pm_qos);
 	fprintf(out, "%-11s %-13s %7s %9s %14s %13s %23s %6s %9s %9s %9s %10s %9s %9s\n",
 		"workload", "policy", "threads", "faults", "Hmean faults/s",
 		"faults/s/cpu", "spread (min-max)", "CoV%", "p50 ns", "p90 ns",
@@ -347,8 +351,11 @@ static void table_pft_row(const struct bench_pft_row *r, FILE *out)
 		fprintf(out, "\n");
 	}
 	if (r->intake) {
-		fprintf(out, "%*s handlers=%u intake=%s%s", TABLE_INDENT, "", r->handlers,
-			r->intake, r->user_mode_only ? " user-mode-only" : "");
+		fprintf(out, "%*s handlers=%u intake=%s", TABLE_INDENT, "", r->handlers, r->intake);
+		if (strcmp(r->policy, "naive"))
+			fprintf(out, " spin_us=%u", r->spin_us);
+		if (r->user_mode_only)
+			fprintf(out, " user-mode-only");
 		if (r->has_handler_lat)
 			fprintf(out, " handle_p50_ns=%" PRIu64 " handle_p90_ns=%" PRIu64
 				" handle_p99_ns=%" PRIu64 " handle_max_ns=%" PRIu64,
@@ -486,6 +493,10 @@ static void json_pft_row(const struct bench_pft_row *r, FILE *out)
 		json_str(out, r->intake);
 	else
 		fprintf(out, "null");
+	if (r->intake && strcmp(r->policy, "naive"))
+		fprintf(out, ", \"spin_us\": %u", r->spin_us);
+	else
+		fprintf(out, ", \"spin_us\": null");
 	fprintf(out, ", \"user_mode_only\": %s, \"faults\": %" PRIu64 ", \"faults_per_sec\": ",
 		r->user_mode_only ? "true" : "false", r->faults);
 	json_num(out, r->hmean, 1);
@@ -595,6 +606,7 @@ static void json_header(const struct bench_report *rep, FILE *out)
 			o->immap == BENCH_IMMAP_BOTH ? "both" : o->immap == BENCH_IMMAP_ON ? "on" : "off");
 	fprintf(out, ", \"config\": {\"handlers\": %u, \"intake\": ", o->cfg.handlers);
 	json_str(out, uspf_intake_name(o->cfg.intake));
+	fprintf(out, ", \"spin_us\": %u", o->cfg.spin_us);
 	fprintf(out, ", \"fault_around\": %u, \"anon_vma_at_mmap\": %s, \"wake_after_unlock\": %s, "
 		"\"pm_qos_us\": %d, \"cpu_dma_latency\": ", o->cfg.fault_around,
 		o->cfg.anon_vma_at_mmap ? "true" : "false",
@@ -633,7 +645,7 @@ static void print_json(const struct bench_report *rep, FILE *out)
 #define CSV_MAX_COUNTERS	(2 * BENCH_MAX_COUNTERS)
 
 static const char *const csv_pft_columns[] = {
-	"workload", "policy", "variant", "threads", "handlers", "intake", "user_mode_only",
+	"workload", "policy", "variant", "threads", "handlers", "intake", "spin_us", "user_mode_only",
 	"iterations", "ops_name", "ops_per_sec", "faults", "faults_per_sec", "faults_per_sec_per_cpu",
 	"faults_per_sec_min", "faults_per_sec_max", "faults_per_sec_stddev",
 	"faults_per_sec_cov_pct", "latency_p50_ns", "latency_p90_ns",
@@ -732,6 +744,9 @@ static void csv_pft_row(const struct bench_report *rep, const struct bench_pft_r
 	fprintf(out, ",%u,%u,", r->threads, r->handlers);
 	if (r->intake)
 		csv_str(out, r->intake);
+	fputc(',', out);
+	if (r->intake && strcmp(r->policy, "naive"))
+		fprintf(out, "%u", r->spin_us);
 	fprintf(out, ",%d,%u,", r->user_mode_only, rep->opts->iterations);
 	if (r->ops_name)
 		csv_str(out, r->ops_name);
