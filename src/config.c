@@ -19,7 +19,7 @@ void uspf_config_init(struct uspf_config *cfg)
 	cfg->intake = USPF_INTAKE_POLL;
 	cfg->uring_depth = 4;
 	cfg->read_batch = 16;
-	cfg->fault_around = 1;
+	cfg->folio_pages = 1;
 	cfg->hz = USPF_HZ_DEFAULT;
 	cfg->anon_vma_at_mmap = false;
 	cfg->batch_wake = true;
@@ -53,8 +53,8 @@ int uspf_config_validate(const struct uspf_config *cfg, char *msg, size_t len)
 		return bad(msg, len, "uring_depth: accepted 1 to 64");
 	if (cfg->read_batch < 1 || cfg->read_batch > 64)
 		return bad(msg, len, "read_batch: accepted 1 to 64");
-	if (cfg->fault_around < 1 || cfg->fault_around > USPF_MAX_FAULT_AROUND)
-		return bad(msg, len, "fault_around: accepted 1 (off) to 512 pages");
+	if (cfg->folio_pages < 1 || cfg->folio_pages > USPF_MAX_FOLIO_PAGES)
+		return bad(msg, len, "folio_pages: accepted 1 (one page per fault) to 512 pages");
 	if (cfg->hz < USPF_HZ_MIN || cfg->hz > USPF_HZ_MAX)
 		return bad(msg, len, "hz: accepted 10 to 10000");
 	if (cfg->spf_backoff_aborts < 1 || cfg->spf_backoff_aborts > 1000000)

@@ -38,12 +38,12 @@ void vmf_snapshot(struct vm_fault *vmf, struct uspf_vma *vma)
 
 /*
  * Fault-around: the faulting page and the missing pages after it, up to
- * fault_around pages, inside the VMA and inside one page table (one PTL).
+ * folio_pages pages, inside the VMA and inside one page table (one PTL).
  * The kernel's copy stops at the first page already present.
  */
 static void vmf_window(struct vm_fault *vmf)
 {
-	unsigned long end = vmf->address + (unsigned long)vmf->h->u->cfg.fault_around * PAGE_SIZE;
+	unsigned long end = vmf->address + (unsigned long)vmf->h->u->cfg.folio_pages * PAGE_SIZE;
 	unsigned long pmd_end = (vmf->address & PMD_MASK) + PMD_SIZE;
 
 	if (end > vmf->vm_end)
@@ -192,7 +192,7 @@ void vmf_end(struct vm_fault *vmf, enum vmf_result r)
 		pages = vmf->win_len >> PAGE_SHIFT;
 		count_add(h, USPF_C_PAGES, pages);
 		if (pages > 1)
-			count_add(h, USPF_C_FAULT_AROUND_PAGES, pages - 1);
+			count_add(h, USPF_C_FOLIO_EXTRA_PAGES, pages - 1);
 		/* Without DONTWAKE the kernel woke the range itself. */
 		if (h->dontwake)
 			handler_queue_wake(h, vmf->win_start, vmf->win_start + vmf->win_len);

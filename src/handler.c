@@ -191,7 +191,7 @@ int handler_start(struct uspf *u, struct uspf_handler *h, unsigned int id)
 	h->intake_kind = -1;
 	h->max_wakes = u->cfg.read_batch * (u->cfg.intake == USPF_INTAKE_URING ? u->cfg.uring_depth : 1);
 	h->wakes = kmem_map(h->max_wakes * sizeof(*h->wakes));
-	h->buf = kmem_map((size_t)u->cfg.fault_around * PAGE_SIZE);
+	h->buf = kmem_map((size_t)u->cfg.folio_pages * PAGE_SIZE);
 	if (!h->wakes || !h->buf)
 		return -ENOMEM;
 	/* Thread stacks come from glibc's internal mmap: never registered. */
@@ -210,7 +210,7 @@ void handler_join(struct uspf_handler *h)
 		pthread_join(h->thread, NULL);
 	h->started = false;
 	kmem_unmap(h->wakes, h->max_wakes * sizeof(*h->wakes));
-	kmem_unmap(h->buf, (size_t)h->u->cfg.fault_around * PAGE_SIZE);
+	kmem_unmap(h->buf, (size_t)h->u->cfg.folio_pages * PAGE_SIZE);
 	h->wakes = NULL;
 	h->buf = NULL;
 }

@@ -28,7 +28,7 @@ struct uspf_handler {
 	unsigned int id;
 	pthread_t thread;
 	bool started;
-	void *buf;			/* fill buffer: fault_around pages */
+	void *buf;			/* fill buffer: folio_pages pages */
 	struct wake_range *wakes;	/* ranges to UFFDIO_WAKE after this batch */
 	unsigned int nr_wakes;
 	unsigned int max_wakes;

@@ -74,7 +74,7 @@ static void runtime_free(struct uspf *u)
 	if (u->handlers)
 		kmem_unmap(u->handlers, u->nr_handlers * sizeof(*u->handlers));
 	if (u->zero_area)
-		kmem_unmap((void *)u->zero_area, (size_t)u->cfg.fault_around * PAGE_SIZE);
+		kmem_unmap((void *)u->zero_area, (size_t)u->cfg.folio_pages * PAGE_SIZE);
 	uffd_fd_close(u->stop_fd);
 	kernel_maps_close(&u->kmaps);
 	kmem_unmap(u, sizeof(*u));
@@ -139,7 +139,7 @@ int uspf_create(struct uspf **out, const struct uspf_config *cfg)
 	u->spin.cpus = online_cpus();
 	u->spin.max_spinners = u->nr_handlers;
 	/* Never written: UFFDIO_COPY from it installs zeroed writable pages. */
-	u->zero_area = kmem_map((size_t)cfg->fault_around * PAGE_SIZE);
+	u->zero_area = kmem_map((size_t)cfg->folio_pages * PAGE_SIZE);
 	ret = new_stop_fd(u);
 	/* Without /proc (a container, a sandbox) the writers go by the model's rules. */
 	if (!ret)

@@ -16,7 +16,7 @@
 #include "uffd/uffd.h"
 
 #define USPF_MAX_HANDLERS 256
-#define USPF_MAX_FAULT_AROUND 512	/* one page table: 2 MiB */
+#define USPF_MAX_FOLIO_PAGES 512	/* one page table: 2 MiB */
 
 struct uspf {
 	struct uspf_config cfg;
@@ -30,7 +30,7 @@ struct uspf {
 	int stop_fd;			/* eventfd: ends every intake wait */
 	struct kernel_maps kmaps;	/* the writers ask the kernel (mapping.c) */
 	atomic_bool contents_mapped;	/* a backing other than zeros was ever mapped */
-	const void *zero_area;		/* fault_around pages that read as zero */
+	const void *zero_area;		/* folio_pages pages that read as zero */
 	/* The bench's `raw` reference: faults here skip the model (runtime_set_raw). */
 	unsigned long raw_start, raw_end;
 };

@@ -91,6 +91,38 @@ for policy in ("spf", "mmap-lock", "native", "naive", "raw"):
 print("pft JSON: %d rows ok" % len(rows))
 EOF
 
+# ---- handler settings compared in one run: a raw row and a policy row each ----
+run bench --workload pft --size 1M --iterations 1 --threads 1 --policy spf \
+	--handlers 1,2 --spin-us 0,50 --format json ||
+	fail "bench with handler lists exited $? ($(cat "$TMP/err"))"
+[ -z "$HAVE_PYTHON" ] || python3 - "$TMP/out" <<'EOF' || fail "handler variants JSON check"
+import json, sys
+rows = json.load(open(sys.argv[1]))["results"]
+for policy in ("raw", "spf"):
+    got = sorted((r["handlers"], r["spin_us"], r["variant"]) for r in rows if r["policy"] == policy)
+    want = sorted([(1, 0, "handlers=1 spin_us=0"), (2, 0, "handlers=2 spin_us=0"),
+                   (1, 50, "handlers=1 spin_us=50"), (2, 50, "handlers=2 spin_us=50")])
+    assert got == want, (policy, got)
+for r in rows:
+    if r["policy"] == "spf":
+        raw = [x for x in rows if x["policy"] == "raw" and x["variant"] == r["variant"]][0]
+        assert abs(r["ratio_raw"] - r["faults_per_sec"] / raw["faults_per_sec"]) < 1e-3, r
+    if r["policy"] in ("native", "naive"):
+        assert r["variant"] is None, r
+print("handler variants: ok")
+EOF
+
+# ---- several pages per fault: the header says so, and what native did ----
+run bench --workload pft --size 1M --iterations 1 --threads 1 --policy spf --folio-pages 16 ||
+	fail "bench --folio-pages 16 exited $? ($(cat "$TMP/err"))"
+grep -q '^# uspf: 16 pages per fault, the analogue of 64K large folios' "$TMP/out" ||
+	fail "no folio header: $(cat "$TMP/out")"
+grep -q '^# native folio=64K: ' "$TMP/out" || fail "no native folio line: $(cat "$TMP/out")"
+run bench --workload pft --size 1M --iterations 1 --threads 1 --policy spf ||
+	fail "bench exited $? ($(cat "$TMP/err"))"
+grep -q '^# uspf: one page per fault, as the kernel' "$TMP/out" ||
+	fail "the default is not one page per fault: $(cat "$TMP/out")"
+
 # ---- pft, table ----
 run bench --workload pft --size 1M --iterations 1 --threads 1 --policy spf ||
 	fail "bench (table) exited $? ($(cat "$TMP/err"))"
@@ -337,7 +369,8 @@ usage_error --touch-pages bench --workload execl --file-size 16K --touch-pages 5
 usage_error --immap-reorder bench --immap-reorder maybe
 usage_error --size bench --workload malloc1 --size 4K --threads 2
 usage_error --intake bench --intake nope
-usage_error --fault-around bench --fault-around 100000
+usage_error --folio-pages bench --folio-pages 100000
+usage_error --folio-pages bench --fault-around 0
 usage_error --bogus bench --bogus
 usage_error --size bench --size
 usage_error nosuch nosuch

@@ -163,8 +163,8 @@ struct options {
 	unsigned int check_every;
 	bool all_policies;
 	enum uspf_policy_id policy;
-	unsigned int fault_around[8];
-	unsigned int nr_fault_around;
+	unsigned int folio_pages[8];
+	unsigned int nr_folio_pages;
 	char allow[16][32];		/* extra allowed classes or table entries */
 	unsigned int nr_allow;
 	bool verbose;
@@ -177,7 +177,7 @@ struct options {
 
 static struct options opt = {
 	.seed = 1, .seeds = 2, .ops = 1500, .pages = 64, .check_every = 16,
-	.all_policies = true, .fault_around = { 1 }, .nr_fault_around = 1,
+	.all_policies = true, .folio_pages = { 1 }, .nr_folio_pages = 1,
 	.shrink = true, .shrink_seconds = 20, .max_shrinks = ~0u, .watchdog = 60,
 };
 
@@ -200,7 +200,7 @@ static struct options opt = {
 struct run {
 	uint64_t seed;
 	enum uspf_policy_id policy;
-	unsigned int fault_around;
+	unsigned int folio_pages;
 	unsigned int check_every;	/* 0: only at the end */
 	unsigned long resv;		/* the reservation */
 	size_t resv_len;
@@ -674,7 +674,7 @@ static int run_start(struct run *r)
 
 	uspf_config_init(&cfg);
 	cfg.policy = r->policy;
-	cfg.fault_around = r->fault_around;
+	cfg.folio_pages = r->folio_pages;
 	ret = uspf_create(&r->u, &cfg);
 	if (ret) {
 		fprintf(stderr, "differential: uspf_create: %s\n", strerror(-ret));
@@ -1090,7 +1090,7 @@ static bool plain_one_vma(unsigned long first, unsigned long last)
  * decisions (anon_vma compatibility; mprotect(2) drops VM_ACCOUNT only
  * from a VMA never faulted), as uspf(7) says under VMA merges.  So within a
  * sequence a page is read only where mincore(2) says it is resident
- * (written, moved, or installed by uspf's fault-around); an accessible page
+ * (written, moved, or installed by uspf's multi-page faults); an accessible page
  * that is not resident reads as zeros without being touched (all arena
  * memory is anonymous, zero-filled), on each side by its own mincore(2).
  * A page with no access (unmapped, PROT_NONE) is touched: that fault is a
@@ -1203,7 +1203,7 @@ static void check_state(struct run *r, unsigned int at, struct diff *d)
 /*
  * The end of a run, after the last comparison of boundaries: read every
  * page accessible on both sides for real, faulting in those never touched
- * (uspf's read-fault path: UFFDIO_ZEROPAGE, UFFDIO_COPY, fault-around).
+ * (uspf's read-fault path: UFFDIO_ZEROPAGE, UFFDIO_COPY, multi-page faults).
  */
 static void read_sweep(struct run *r, unsigned int at, struct diff *d)
 {
@@ -1249,8 +1249,8 @@ static int run_seq(const struct run *tmpl, const struct op *ops, unsigned int n,
 	r.maps_size = 0;
 	if (run_start(&r))
 		return -1;
-	snprintf(cur_run, sizeof(cur_run), "seed %" PRIu64 " policy %s fault-around %u", r.seed,
-		 uspf_policy_name(r.policy), r.fault_around);
+	snprintf(cur_run, sizeof(cur_run), "seed %" PRIu64 " policy %s folio-pages %u", r.seed,
+		 uspf_policy_name(r.policy), r.folio_pages);
 	alarm(opt.watchdog);
 	for (unsigned int i = 0; i < n && !d->found; i++) {
 		const struct op *op = &ops[i];
@@ -1373,15 +1373,15 @@ static void report(const struct run *r, const struct op *ops, const struct diff 
 {
 	char text[256];
 
-	printf("differential: DIFFERENCE [%s] seed %" PRIu64 " policy %s fault-around %u, "
-	       "op #%u: %s\n", d->cls, r->seed, uspf_policy_name(r->policy), r->fault_around,
+	printf("differential: DIFFERENCE [%s] seed %" PRIu64 " policy %s folio-pages %u, "
+	       "op #%u: %s\n", d->cls, r->seed, uspf_policy_name(r->policy), r->folio_pages,
 	       ops[d->at].idx, op_str(&ops[d->at], text, sizeof(text)));
 	printf("  %s\n", d->detail);
 }
 
-static int run_one(uint64_t seed, enum uspf_policy_id policy, unsigned int fault_around)
+static int run_one(uint64_t seed, enum uspf_policy_id policy, unsigned int folio_pages)
 {
-	struct run r = { .seed = seed, .policy = policy, .fault_around = fault_around,
+	struct run r = { .seed = seed, .policy = policy, .folio_pages = folio_pages,
 			 .check_every = opt.check_every };
 	struct op *ops = malloc(sizeof(*ops) * opt.ops);
 	struct diff d, last;
@@ -1392,8 +1392,8 @@ static int run_one(uint64_t seed, enum uspf_policy_id policy, unsigned int fault
 		return -1;
 	gen_ops(seed, ops, opt.ops);
 	if (opt.verbose)
-		printf("seed %" PRIu64 " policy %s fault-around %u:\n", seed,
-		       uspf_policy_name(policy), fault_around);
+		printf("seed %" PRIu64 " policy %s folio-pages %u:\n", seed,
+		       uspf_policy_name(policy), folio_pages);
 	if (run_seq(&r, ops, opt.ops, opt.verbose, &d)) {
 		free(ops);
 		return -1;
@@ -1495,20 +1495,20 @@ static void parse_args(int argc, char **argv)
 			opt.check_every = (unsigned int)parse_num(v, "--check-every", 0, 1000000,
 								  "0 (only at the end)..1000000");
 			i++;
-		} else if (!strcmp(a, "--fault-around")) {
+		} else if (!strcmp(a, "--folio-pages") || !strcmp(a, "--fault-around")) {
 			char buf[128], *save = NULL;
 
 			snprintf(buf, sizeof(buf), "%s", v ? v : "");
-			opt.nr_fault_around = 0;
+			opt.nr_folio_pages = 0;
 			for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-				if (opt.nr_fault_around == 8)
-					usage_error("--fault-around", "up to 8 values");
-				opt.fault_around[opt.nr_fault_around++] = (unsigned int)
-					parse_num(t, "--fault-around", 1, 512,
+				if (opt.nr_folio_pages == 8)
+					usage_error("--folio-pages", "up to 8 values");
+				opt.folio_pages[opt.nr_folio_pages++] = (unsigned int)
+					parse_num(t, "--folio-pages", 1, 512,
 						  "a comma-separated list of 1..512");
 			}
-			if (!opt.nr_fault_around)
-				usage_error("--fault-around", "a comma-separated list of 1..512");
+			if (!opt.nr_folio_pages)
+				usage_error("--folio-pages", "a comma-separated list of 1..512");
 			i++;
 		} else if (!strcmp(a, "--policy")) {
 			if (v && !strcmp(v, "all")) {
@@ -1552,13 +1552,13 @@ static void parse_args(int argc, char **argv)
 			is_long = true;
 		} else if (!strcmp(a, "--help")) {
 			printf("usage: differential [--seed N] [--seeds N] [--ops N] [--pages N]\n"
-			       "  [--policy NAME|all] [--fault-around N[,N...]] [--check-every K]\n"
+			       "  [--policy NAME|all] [--folio-pages N[,N...]] [--check-every K]\n"
 			       "  [--allow CLASS[,CLASS...]] [--shrink-seconds S] [--max-shrinks N]\n"
 			       "  [--watchdog S] [--list-allowed] [--read-untouched] [--long] [--verbose]\n");
 			exit(0);
 		} else {
 			usage_error("argument", "--seed, --seeds, --ops, --pages, --policy, "
-				    "--fault-around, --check-every, --allow, --shrink-seconds, --max-shrinks, "
+				    "--folio-pages, --check-every, --allow, --shrink-seconds, --max-shrinks, "
 				    "--watchdog, --list-allowed, --read-untouched, --long, --verbose, "
 				    "--help");
 		}
@@ -1590,10 +1590,10 @@ int main(int argc, char **argv)
 		last = first + 1;
 	}
 	for (int p = first; p < last; p++)
-		for (unsigned int f = 0; f < opt.nr_fault_around; f++)
+		for (unsigned int f = 0; f < opt.nr_folio_pages; f++)
 			for (unsigned int s = 0; s < opt.seeds; s++) {
 				int ret = run_one(opt.seed + s, (enum uspf_policy_id)p,
-						  opt.fault_around[f]);
+						  opt.folio_pages[f]);
 
 				if (ret < 0)
 					return 1;

@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: MIT
 #
 # differential.sh - issue 12's differential tester, bounded for make check
-# (well under a minute on two cores): every policy at fault-around 1 and
-# 16, a few seeds of a few thousand operations each, the kernel's own
+# (well under a minute on two cores): every policy at 1 and 16 pages per
+# fault, a few seeds of a few thousand operations each, the kernel's own
 # calls against uspf_*() on twin arenas, run twice:
 #
 #   1. as issue 12 asks: results, accesses, pages, protections, bytes and
@@ -51,12 +51,12 @@ run() {
 
 status=0
 if [ "${USPF_DIFF_LONG:-0}" = 1 ]; then
-	run 3600 --long --policy all --fault-around 1,16 || status=1
-	run 3600 --long --read-untouched --policy all --fault-around 1,16 || status=1
+	run 3600 --long --policy all --folio-pages 1,16 || status=1
+	run 3600 --long --read-untouched --policy all --folio-pages 1,16 || status=1
 	exit $status
 fi
-run 120 --policy all --fault-around 1,16 --seed 1 --seeds 10 --ops 4000 \
+run 120 --policy all --folio-pages 1,16 --seed 1 --seeds 10 --ops 4000 \
 	--shrink-seconds 5 --max-shrinks 2 || status=1
-run 120 --read-untouched --policy all --fault-around 1,16 --seed 1 --seeds 5 --ops 3000 \
+run 120 --read-untouched --policy all --folio-pages 1,16 --seed 1 --seeds 5 --ops 3000 \
 	--shrink-seconds 5 --max-shrinks 2 || status=1
 exit $status

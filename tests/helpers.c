@@ -31,7 +31,7 @@ struct uspf *t_runtime(enum uspf_policy_id policy, unsigned int fault_around)
 
 	uspf_config_init(&cfg);
 	cfg.policy = policy;
-	cfg.fault_around = fault_around;
+	cfg.folio_pages = fault_around;
 	cfg.handlers = 2;
 	return t_runtime_cfg(&cfg);
 }

@@ -23,7 +23,8 @@ Test(config, defaults_are_valid)
 	cr_assert_eq(cfg.spin_us, 50);
 	cr_assert_eq(cfg.handlers, 0);
 	cr_assert_eq(cfg.hz, 250);
-	cr_assert_eq(cfg.fault_around, 1);
+	cr_assert_eq(cfg.folio_pages, 1);
+	cr_assert_eq(cfg.fault_around, 1);	/* the old name, the same field */
 	cr_assert(cfg.batch_wake);
 	cr_assert_eq(uspf_config_validate(&cfg, msg, sizeof(msg)), 0);
 	cr_assert_str_empty(msg);
@@ -40,8 +41,8 @@ static void bad_intake(struct uspf_config *c) { c->intake = USPF_NR_INTAKES; }
 static void bad_depth0(struct uspf_config *c) { c->uring_depth = 0; }
 static void bad_depth(struct uspf_config *c) { c->uring_depth = 65; }
 static void bad_batch(struct uspf_config *c) { c->read_batch = 0; }
-static void bad_around0(struct uspf_config *c) { c->fault_around = 0; }
-static void bad_around(struct uspf_config *c) { c->fault_around = 513; }
+static void bad_around0(struct uspf_config *c) { c->folio_pages = 0; }
+static void bad_around(struct uspf_config *c) { c->folio_pages = 513; }
 static void bad_hz_low(struct uspf_config *c) { c->hz = 9; }
 static void bad_hz_high(struct uspf_config *c) { c->hz = 10001; }
 static void bad_aborts(struct uspf_config *c) { c->spf_backoff_aborts = 0; }
@@ -53,8 +54,8 @@ Test(config, every_bad_value_is_named)
 	static const struct bad_case cases[] = {
 		{ bad_policy, "policy" }, { bad_handlers, "handlers" }, { bad_intake, "intake" },
 		{ bad_depth0, "uring_depth" }, { bad_depth, "uring_depth" },
-		{ bad_batch, "read_batch" }, { bad_around0, "fault_around" },
-		{ bad_around, "fault_around" }, { bad_hz_low, "hz" }, { bad_hz_high, "hz" },
+		{ bad_batch, "read_batch" }, { bad_around0, "folio_pages" },
+		{ bad_around, "folio_pages" }, { bad_hz_low, "hz" }, { bad_hz_high, "hz" },
 		{ bad_aborts, "spf_backoff_aborts" }, { bad_jiffies, "spf_backoff_jiffies" },
 		{ bad_spin, "spin_us" },
 	};

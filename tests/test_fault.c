@@ -260,7 +260,7 @@ ParameterizedTest(enum uspf_policy_id *policy, fault, fault_around)
 
 	uspf_config_init(&cfg);
 	cfg.policy = *policy;
-	cfg.fault_around = 16;
+	cfg.folio_pages = 16;
 	cfg.handlers = 1;
 	cfg.anon_vma_at_mmap = true;
 	u = t_runtime_cfg(&cfg);
@@ -271,7 +271,7 @@ ParameterizedTest(enum uspf_policy_id *policy, fault, fault_around)
 	t_quiesce(u);
 	cr_assert_eq(t_counter(u, USPF_C_FAULTS), 1);
 	cr_assert_eq(t_counter(u, USPF_C_PAGES), 16);
-	cr_assert_eq(t_counter(u, USPF_C_FAULT_AROUND_PAGES), 15);
+	cr_assert_eq(t_counter(u, USPF_C_FOLIO_EXTRA_PAGES), 15);
 	t_assert_pattern(p, 16 * T_PAGE, 5, 0);
 	cr_assert_eq(t_counter(u, USPF_C_FAULTS), 1);
 
@@ -304,7 +304,7 @@ Test(fault, fault_around_stops_at_pmd_and_vma_end)
 	char *p, *q;
 
 	uspf_config_init(&cfg);
-	cfg.fault_around = 64;
+	cfg.folio_pages = 64;
 	cfg.handlers = 1;
 	cfg.anon_vma_at_mmap = true;
 	u = t_runtime_cfg(&cfg);
@@ -354,7 +354,7 @@ ParameterizedTest(unsigned int *fault_around, fault, window_across_a_real_vma_bo
 	int i;
 
 	uspf_config_init(&cfg);
-	cfg.fault_around = *fault_around;
+	cfg.folio_pages = *fault_around;
 	cfg.handlers = 1;
 	u = t_runtime_cfg(&cfg);
 	base = mmap(NULL, 5 * T_PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);

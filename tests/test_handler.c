@@ -186,7 +186,7 @@ static struct uspf *hold_runtime(enum uspf_policy_id policy, unsigned int fault_
 	cfg.policy = policy;
 	cfg.handlers = 2;
 	cfg.intake = USPF_INTAKE_POLL;
-	cfg.fault_around = fault_around;
+	cfg.folio_pages = fault_around;
 	cfg.anon_vma_at_mmap = true;
 	return t_runtime_cfg(&cfg);
 }
@@ -333,7 +333,7 @@ Test(handler, raw_range_skips_the_model)
 	int i;
 
 	uspf_config_init(&cfg);
-	cfg.fault_around = 4;
+	cfg.folio_pages = 4;
 	u = t_runtime_cfg(&cfg);
 	p = t_map(u, 64 * T_PAGE, &zero);
 	q = t_map(u, 8 * T_PAGE, &zero);
@@ -353,7 +353,7 @@ Test(handler, raw_range_skips_the_model)
 	 */
 	cr_assert_geq(st.counters[USPF_C_FAULTS], 16);
 	cr_assert_lt(st.counters[USPF_C_FAULTS], 64, "no fault-around");
-	cr_assert_eq(st.counters[USPF_C_FAULT_AROUND_PAGES], 64 - st.counters[USPF_C_FAULTS]);
+	cr_assert_eq(st.counters[USPF_C_FOLIO_EXTRA_PAGES], 64 - st.counters[USPF_C_FAULTS]);
 	cr_assert_eq(st.counters[USPF_C_SPF_ATTEMPT], 0, "the model was used");
 	/* Outside the raw range the policy serves as usual. */
 	q[0] = 1;

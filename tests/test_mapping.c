@@ -599,7 +599,7 @@ static void churn_run(enum uspf_policy_id policy, unsigned int fault_around, boo
 	uspf_config_init(&cfg);
 	cfg.policy = policy;
 	cfg.handlers = 2;
-	cfg.fault_around = fault_around;
+	cfg.folio_pages = fault_around;
 	cfg.anon_vma_at_mmap = anon_at_mmap;
 	c.u = t_runtime_cfg(&cfg);
 	/* Chunks and their placeholders, interleaved, each its own VMA and generation. */
@@ -866,7 +866,7 @@ Test(mapping, munmap_holds_no_ptl_across_the_real_call)
 
 	uspf_config_init(&cfg);
 	cfg.policy = USPF_POLICY_PERVMA_REFCNT;
-	cfg.fault_around = 16;
+	cfg.folio_pages = 16;
 	w.u = t_runtime_cfg(&cfg);
 	p = t_map_pattern(w.u, len, 4);
 	for (i = 0; i < len; i += T_PAGE)
@@ -906,7 +906,7 @@ Test(mapping, mremap_holds_no_ptl_across_the_real_call)
 
 	uspf_config_init(&cfg);
 	cfg.policy = USPF_POLICY_SPF;
-	cfg.fault_around = 16;
+	cfg.folio_pages = 16;
 	w.u = t_runtime_cfg(&cfg);
 	p = t_map_pattern(w.u, len, 5);
 	for (i = 0; i < len; i += T_PAGE)

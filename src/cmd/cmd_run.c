@@ -40,7 +40,9 @@ static void run_usage(FILE *out)
 		"  --intake K        USPF_INTAKE: poll (default), uring, busy\n"
 		"  --spin-us N       USPF_SPIN_US: how long an idle handler looks for the next\n"
 		"                    fault before it sleeps, 0 to 10000 (default 50)\n"
-		"  --fault-around N  USPF_FAULT_AROUND: pages per fault, 1 to 512 (default 1)\n"
+		"  --folio-pages N   USPF_FOLIO_PAGES: pages installed per fault, 1 to 512\n"
+		"                    (default 1, as the kernel; more: a large-folio analogue;\n"
+		"                    --fault-around, USPF_FAULT_AROUND: the old names)\n"
 		"  --hz N            USPF_HZ: jiffies per second, 10 to 10000 (default 250)\n"
 		"  --min-size BYTES  USPF_MIN_SIZE: smallest mapping taken, K/M/G suffixes\n"
 		"                    (default 64K)\n"
@@ -155,7 +157,8 @@ int cmd_run(int argc, char **argv)
 		{ "handlers", required_argument, NULL, 'n' },
 		{ "intake", required_argument, NULL, 'i' },
 		{ "spin-us", required_argument, NULL, 'S' },
-		{ "fault-around", required_argument, NULL, 'f' },
+		{ "folio-pages", required_argument, NULL, 'f' },
+		{ "fault-around", required_argument, NULL, 'f' },	/* the old name */
 		{ "hz", required_argument, NULL, 'z' },
 		{ "min-size", required_argument, NULL, 'm' },
 		{ "heap", no_argument, NULL, 'H' },
@@ -176,7 +179,7 @@ int cmd_run(int argc, char **argv)
 		case 'n': var = "USPF_HANDLERS"; flag = "--handlers"; break;
 		case 'i': var = "USPF_INTAKE"; flag = "--intake"; break;
 		case 'S': var = "USPF_SPIN_US"; flag = "--spin-us"; break;
-		case 'f': var = "USPF_FAULT_AROUND"; flag = "--fault-around"; break;
+		case 'f': var = "USPF_FOLIO_PAGES"; flag = "--folio-pages"; break;
 		case 'z': var = "USPF_HZ"; flag = "--hz"; break;
 		case 'm': var = "USPF_MIN_SIZE"; flag = "--min-size"; break;
 		case 's': var = "USPF_STATS"; flag = "--stats"; break;

@@ -1244,7 +1244,7 @@ enum {
 	OPT_MMS,
 	OPT_SLOTS,
 	OPT_HANDLERS,
-	OPT_FAULT_AROUND,
+	OPT_FOLIO_PAGES,
 	OPT_INJECT,
 	OPT_LIST_INJECTIONS,
 	OPT_WATCHDOG,
@@ -1264,7 +1264,8 @@ static const struct option long_options[] = {
 	{ "mms",		required_argument,	NULL, OPT_MMS },
 	{ "slots",		required_argument,	NULL, OPT_SLOTS },
 	{ "handlers",		required_argument,	NULL, OPT_HANDLERS },
-	{ "fault-around",	required_argument,	NULL, OPT_FAULT_AROUND },
+	{ "folio-pages",	required_argument,	NULL, OPT_FOLIO_PAGES },
+	{ "fault-around",	required_argument,	NULL, OPT_FOLIO_PAGES },	/* the old name */
 	{ "inject",		required_argument,	NULL, OPT_INJECT },
 	{ "list-injections",	no_argument,		NULL, OPT_LIST_INJECTIONS },
 	{ "watchdog",		required_argument,	NULL, OPT_WATCHDOG },
@@ -1312,7 +1313,8 @@ static void torture_usage(FILE *out)
 "  --mms N                address spaces (runtimes) in this process, 1..%u (default 2)\n"
 "  --slots N              slots of %u pages per address space, 1..%u (default 16)\n"
 "  --handlers N           uspf handler threads per runtime (0: one per two online CPUs)\n"
-"  --fault-around N       pages uspf resolves per fault (1 = off)\n"
+"  --folio-pages N        pages uspf installs per fault (1, the default: one;\n"
+"                         --fault-around: the old name)\n"
 "  --inject NAME          switch a bug injection on (repeatable; see --list-injections)\n"
 "  --list-injections      list the bug injections: name, policy, what it breaks\n"
 "  --watchdog SECONDS     an access in progress longer than this is a lost fault (default 5)\n"
@@ -1495,11 +1497,11 @@ static int parse_one(struct torture_opts *o, int opt, const char *val)
 			return bad_value("--handlers", val, "a number of threads, 0 for one per two online CPUs");
 		o->cfg.handlers = (unsigned int)v;
 		return check_config(o, "--handlers", val);
-	case OPT_FAULT_AROUND:
+	case OPT_FOLIO_PAGES:
 		if (parse_ull(val, 0, 1000000, &v))
-			return bad_value("--fault-around", val, "a number of pages, 1 for off");
-		o->cfg.fault_around = (unsigned int)v;
-		return check_config(o, "--fault-around", val);
+			return bad_value("--folio-pages", val, "a number of pages, 1 to 512");
+		o->cfg.folio_pages = (unsigned int)v;
+		return check_config(o, "--folio-pages", val);
 	case OPT_INJECT:
 		if (inject_from_name(val, &inj))
 			return bad_injection(val);
@@ -1675,8 +1677,8 @@ static void print_reproduce(const struct torture_opts *o)
 	       o->threads, o->writers, o->mms, o->slots);
 	if (o->cfg.handlers)
 		printf(" --handlers %u", o->cfg.handlers);
-	if (o->cfg.fault_around != 1)
-		printf(" --fault-around %u", o->cfg.fault_around);
+	if (o->cfg.folio_pages != 1)
+		printf(" --folio-pages %u", o->cfg.folio_pages);
 	for (i = 0; i < NR_INJECTIONS; i++)
 		if (o->inject_mask & (1ull << i))
 			printf(" --inject %s", inject_info[i].name);

@@ -60,7 +60,15 @@ struct uspf_config {
 	enum uspf_intake intake;
 	unsigned int uring_depth;	/* io_uring reads in flight per handler (1..64, default 4) */
 	unsigned int read_batch;	/* fault messages per read (1..64, default 16) */
-	unsigned int fault_around;	/* pages resolved per fault (1 = off, max 512, default 1) */
+	/*
+	 * Pages installed per anonymous fault (1..512, default 1: one page,
+	 * as the kernel's anonymous faults): above 1, the analogue of a large
+	 * anonymous folio (mTHP), never fault-around.  fault_around: the old name.
+	 */
+	union {
+		unsigned int folio_pages;
+		unsigned int fault_around;
+	};
 	unsigned int hz;		/* jiffies per second (10..10000, default 250) */
 	bool anon_vma_at_mmap;		/* prepare anon_vma at mmap, not at first write fault */
 	bool batch_wake;		/* copy with DONTWAKE, one UFFDIO_WAKE per run (default true) */
@@ -124,7 +132,7 @@ enum uspf_counter {
 	USPF_C_FILL_ERROR,		/* backing could not fill: SIGBUS sent */
 	USPF_C_COPY_ERROR,		/* other resolve errors: woken */
 	USPF_C_WAKE,			/* UFFDIO_WAKE calls */
-	USPF_C_FAULT_AROUND_PAGES,	/* extra pages installed by fault-around */
+	USPF_C_FOLIO_EXTRA_PAGES,	/* pages installed beyond the faulting one (folio_pages > 1) */
 	USPF_C_INTAKE_READS,		/* reads (io_uring completions or read(2)) with messages */
 	USPF_C_INTAKE_ERRORS,		/* failed or interrupted reads, resubmitted */
 	USPF_C_MMAP_LOCK_CONTENDED,	/* mmap_lock acquisitions that had to wait */
@@ -156,6 +164,8 @@ enum uspf_counter {
 	USPF_C_INTAKE_SPIN_BACKOFFS,	/* spinning paused: the spinner was preempted (CPUs wanted) */
 	USPF_NR_COUNTERS
 };
+
+#define USPF_C_FAULT_AROUND_PAGES USPF_C_FOLIO_EXTRA_PAGES	/* the old name */
 
 /* Handling-time histogram: log2 buckets of nanoseconds with 8 linear sub-buckets. */
 #define USPF_HIST_SUB 8

@@ -93,10 +93,10 @@ static int apply(struct preload_env *pe, const char *name, const char *v, char *
 	} else if (!strcmp(name, "USPF_INTAKE")) {
 		if (uspf_intake_from_name(v, &pe->cfg.intake))
 			return bad(msg, len, "accepted: poll, uring, busy");
-	} else if (!strcmp(name, "USPF_FAULT_AROUND")) {
+	} else if (!strcmp(name, "USPF_FOLIO_PAGES") || !strcmp(name, "USPF_FAULT_AROUND")) {
 		if (!parse_uint(v, 1, 512, &n))
-			return bad(msg, len, "accepted: 1 (off) to 512 pages");
-		pe->cfg.fault_around = n;
+			return bad(msg, len, "accepted: 1 (one page per fault) to 512 pages");
+		pe->cfg.folio_pages = n;
 	} else if (!strcmp(name, "USPF_SPIN_US")) {
 		if (!parse_uint(v, 0, 10000, &n))
 			return bad(msg, len, "accepted: 0 (sleep at once) to 10000 microseconds");
@@ -123,7 +123,9 @@ static int apply(struct preload_env *pe, const char *name, const char *v, char *
 }
 
 static const char *const vars[] = {
-	"USPF_POLICY", "USPF_HANDLERS", "USPF_INTAKE", "USPF_FAULT_AROUND", "USPF_SPIN_US", "USPF_HZ",
+	/* USPF_FAULT_AROUND, the old name, before the new: the new one wins. */
+	"USPF_POLICY", "USPF_HANDLERS", "USPF_INTAKE", "USPF_FAULT_AROUND", "USPF_FOLIO_PAGES",
+	"USPF_SPIN_US", "USPF_HZ",
 	"USPF_MIN_SIZE", "USPF_HEAP", "USPF_STATS", "USPF_DISABLE",
 };
 

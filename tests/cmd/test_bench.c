@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cmd/bench/bench.h"
@@ -224,4 +225,66 @@ Test(bench_logic, csv_report_columns_and_ratios)
 	cr_assert_str_eq(val, "spf");
 	free(buf);
 	bench_report_free(&rep);
+}
+
+/* A THP sysfs tree of our own: the top "enabled" and the named sizes' files. */
+static void thp_tree(char *dir, const char *top, const char *const sizes[][2])
+{
+	char path[512];
+	FILE *f;
+	size_t i;
+
+	snprintf(path, sizeof(path), "%s/enabled", dir);
+	cr_assert_not_null(f = fopen(path, "w"));
+	fprintf(f, "%s\n", top);
+	fclose(f);
+	for (i = 0; sizes[i][0]; i++) {
+		snprintf(path, sizeof(path), "%s/hugepages-%skB", dir, sizes[i][0]);
+		mkdir(path, 0755);
+		strcat(path, "/enabled");
+		cr_assert_not_null(f = fopen(path, "w"));
+		fprintf(f, "%s\n", sizes[i][1]);
+		fclose(f);
+	}
+}
+
+/*
+ * The native row at the uspf folio size runs only where the kernel would
+ * fault an MADV_HUGEPAGE region in folios of exactly that size: the size
+ * on (always, madvise, or inherit from a top level that is), no larger one.
+ */
+Test(bench_logic, native_folio_row_only_where_the_host_offers_that_size)
+{
+	static const char *const never[][2] = {
+		{ "64", "always inherit madvise [never]" },
+		{ "2048", "always [inherit] madvise never" }, { NULL, NULL } };
+	static const char *const on64[][2] = {
+		{ "64", "always inherit [madvise] never" },
+		{ "2048", "always inherit madvise [never]" }, { NULL, NULL } };
+	static const char *const inherit64[][2] = {
+		{ "64", "always [inherit] madvise never" },
+		{ "128", "always inherit madvise [never]" },
+		{ "2048", "always inherit madvise [never]" }, { NULL, NULL } };
+	static const char *const larger[][2] = {
+		{ "64", "[always] inherit madvise never" },
+		{ "2048", "always [inherit] madvise never" }, { NULL, NULL } };
+	char dir[] = "/tmp/uspf-thp.XXXXXX", why[160], cmd[64];
+
+	cr_assert_not_null(mkdtemp(dir));
+	thp_tree(dir, "always [madvise] never", never);
+	cr_assert_not(bench_folios_offered_in(dir, 16, why, sizeof(why)));
+	cr_assert(strstr(why, "hugepages-64kB/enabled: never"), "%s", why);
+	cr_assert_not(bench_folios_offered_in(dir, 8, why, sizeof(why)));
+	cr_assert(strstr(why, "hugepages-32kB/enabled: absent"), "%s", why);
+	thp_tree(dir, "always [madvise] never", on64);
+	cr_assert(bench_folios_offered_in(dir, 16, why, sizeof(why)), "%s", why);
+	thp_tree(dir, "always [madvise] never", inherit64);
+	cr_assert(bench_folios_offered_in(dir, 16, why, sizeof(why)), "%s", why);
+	thp_tree(dir, "always madvise [never]", inherit64);
+	cr_assert_not(bench_folios_offered_in(dir, 16, why, sizeof(why)));
+	thp_tree(dir, "always [madvise] never", larger);
+	cr_assert_not(bench_folios_offered_in(dir, 16, why, sizeof(why)));
+	cr_assert(strstr(why, "larger size is on too (hugepages-2048kB/enabled: madvise)"), "%s", why);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	cr_assert_eq(system(cmd), 0);
 }

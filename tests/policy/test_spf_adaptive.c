@@ -33,7 +33,7 @@ static struct uspf *adaptive_runtime(unsigned int hz, unsigned int window)
 	uspf_config_init(&cfg);
 	cfg.policy = USPF_POLICY_SPF_ADAPTIVE;
 	cfg.handlers = 1;
-	cfg.fault_around = 1;		/* one fault per page: counts are exact */
+	cfg.folio_pages = 1;		/* one fault per page: counts are exact */
 	cfg.anon_vma_at_mmap = true;	/* no NO_ANON_VMA fallbacks */
 	cfg.intake = USPF_INTAKE_POLL;
 	if (hz)

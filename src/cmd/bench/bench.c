@@ -41,7 +41,7 @@ enum {
 	OPT_ITERATIONS,
 	OPT_HANDLERS,
 	OPT_INTAKE,
-	OPT_FAULT_AROUND,
+	OPT_FOLIO_PAGES,
 	OPT_FORMAT,
 	OPT_NO_REFERENCES,
 	OPT_VMAS,
@@ -73,7 +73,8 @@ static const struct option long_options[] = {
 	{ "iterations",		required_argument,	NULL, OPT_ITERATIONS },
 	{ "handlers",		required_argument,	NULL, OPT_HANDLERS },
 	{ "intake",		required_argument,	NULL, OPT_INTAKE },
-	{ "fault-around",	required_argument,	NULL, OPT_FAULT_AROUND },
+	{ "folio-pages",	required_argument,	NULL, OPT_FOLIO_PAGES },
+	{ "fault-around",	required_argument,	NULL, OPT_FOLIO_PAGES },	/* the old name */
 	{ "spin-us",		required_argument,	NULL, OPT_SPIN_US },
 	{ "format",		required_argument,	NULL, OPT_FORMAT },
 	{ "no-references",	no_argument,		NULL, OPT_NO_REFERENCES },
@@ -152,8 +153,11 @@ static void bench_usage(FILE *out)
 "  --spin-us LIST              how long an idle handler looks for the next fault\n"
 "                              before it sleeps, 0..10000 (default 50); a comma\n"
 "                              list compares them\n"
-"  --fault-around N            pages uspf resolves per fault (1 = off; default 16,\n"
-"                              the kernel's fault_around_bytes of 64 KiB)\n"
+"  --folio-pages N             pages uspf installs per fault (default 1, as the\n"
+"                              kernel's anonymous faults; more: the analogue of a\n"
+"                              large folio, with a native row at that folio size\n"
+"                              where the host offers it; --fault-around: the old\n"
+"                              name)\n"
 "  --pm-qos off|USEC           hold /dev/cpu_dma_latency at USEC during the run, as\n"
 "                              cyclictest does (default 0: no deep idle states;\n"
 "                              skipped with a note where it cannot be opened)\n"
@@ -412,8 +416,7 @@ static void set_defaults(struct bench_opts *o)
 	o->size = 16UL << 20;
 	o->iterations = 2;
 	uspf_config_init(&o->cfg);
-	/* The kernel's fault_around_bytes default, 64 KiB: see uspf(1) --fault-around. */
-	o->cfg.fault_around = 16;
+	/* One page per fault, as the kernel's anonymous faults (uspf_config_init()'s). */
 	o->pm_qos_us = 0;
 	o->format = BENCH_TABLE;
 	o->references = true;
@@ -508,11 +511,11 @@ static int parse_config_flag(struct bench_opts *o, int opt, const char *val)
 		o->nr_spins_us = n;
 		o->cfg.spin_us = o->spins_us[0];
 		return 0;
-	case OPT_FAULT_AROUND:
+	case OPT_FOLIO_PAGES:
 		if (parse_ull(val, 0, 1000000, &v))
-			return bad_value("--fault-around", val, "a number of pages, 1 for off");
-		o->cfg.fault_around = (unsigned int)v;
-		return check_config(o, "--fault-around", val);
+			return bad_value("--folio-pages", val, "a number of pages, 1 to 512");
+		o->cfg.folio_pages = (unsigned int)v;
+		return check_config(o, "--folio-pages", val);
 	}
 	return 2;
 }
@@ -633,7 +636,7 @@ static int parse_one(struct bench_opts *o, int opt, const char *val)
 		return 0;
 	case OPT_HANDLERS:
 	case OPT_INTAKE:
-	case OPT_FAULT_AROUND:
+	case OPT_FOLIO_PAGES:
 	case OPT_SPIN_US:
 		return parse_config_flag(o, opt, val);
 	case OPT_FORMAT:
@@ -855,10 +858,22 @@ static int run_pft_threads(struct bench_report *rep, unsigned int threads)
 		if (!row)
 			return -ENOMEM;
 		t0 = cpu_now_ns();
-		ret = bench_native_run(o, threads, &row->pft);
+		ret = bench_native_run(o, threads, false, &row->pft);
 		if (ret)
 			return ret;
 		row_cpu(o, &row->pft, t0);
+		if (rep->native_folios) {
+			progress("pft", "native", threads);
+			row = bench_report_add(rep, BENCH_ROW_PFT);
+			if (!row)
+				return -ENOMEM;
+			t0 = cpu_now_ns();
+			ret = bench_native_run(o, threads, true, &row->pft);
+			if (ret)
+				return ret;
+			row_cpu(o, &row->pft, t0);
+			row->pft.variant = rep->native_folio_label;
+		}
 		progress("pft", "naive", threads);
 		row = bench_report_add(rep, BENCH_ROW_PFT);
 		if (!row)
@@ -912,6 +927,13 @@ static int run_pft(struct bench_report *rep)
 	unsigned int i;
 	int ret = 0;
 
+	if (o->cfg.folio_pages > 1 && o->references) {
+		rep->native_folios = bench_native_folios_offered(o->cfg.folio_pages,
+								 rep->native_folio_why,
+								 sizeof(rep->native_folio_why));
+		snprintf(rep->native_folio_label, sizeof(rep->native_folio_label), "folio=%uK",
+			 o->cfg.folio_pages * (unsigned int)(bench_page_size() / 1024));
+	}
 	bench_progress_start(o->nr_threads * (bench_nr_variants(o) * (o->nr_policies +
 				(o->references ? 1 : 0)) + (o->references ? 2 : 0)));
 	for (i = 0; i < rep->opts->nr_threads; i++) {

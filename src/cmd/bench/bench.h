@@ -217,6 +217,9 @@ struct bench_report {
 	const struct bench_opts *opts;
 	unsigned int cpus;
 	char pm_qos[160];		/* what --pm-qos did, for the header */
+	bool native_folios;		/* a native row at the uspf folio size ran */
+	char native_folio_why[160];	/* ... or why not, for the header */
+	char native_folio_label[32];	/* "folio=64K" */
 	struct bench_row *rows;
 	size_t nr_rows, cap_rows;
 };
@@ -272,8 +275,16 @@ int bench_pft_run(const struct bench_opts *o, enum uspf_policy_id policy,
  * (runtime_set_raw()): what a policy adds over it is its protocol.
  */
 int bench_raw_run(const struct bench_opts *o, unsigned int threads, struct bench_pft_row *row);
-int bench_native_run(const struct bench_opts *o, unsigned int threads,
+/*
+ * folios: fault the region in large folios of o->cfg.folio_pages pages
+ * (MADV_HUGEPAGE), where bench_native_folios_offered() said the host
+ * offers that size and no larger one (why: the reason either way).
+ */
+int bench_native_run(const struct bench_opts *o, unsigned int threads, bool folios,
 		     struct bench_pft_row *row);
+bool bench_native_folios_offered(unsigned int pages, char *why, size_t len);
+/* The same, reading THP's sysfs files under dir (a test's copy). */
+bool bench_folios_offered_in(const char *dir, unsigned int pages, char *why, size_t len);
 int bench_naive_run(const struct bench_opts *o, unsigned int threads,
 		    struct bench_pft_row *row);
 

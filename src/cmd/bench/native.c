@@ -7,8 +7,15 @@
  * (MADV_NOHUGEPAGE) so that, as on a registered range, every 4 KiB page is
  * one fault.  The row's "minflt" counter is the process's minor-fault
  * count over the runs (getrusage), a check that every page did fault.
+ *
+ * With uspf installing several pages per fault (folio_pages > 1, the
+ * analogue of a large anonymous folio), a second native row faults the
+ * region in folios of the same size where the host offers them (mTHP,
+ * /sys/kernel/mm/transparent_hugepage/hugepages-<size>kB/enabled): a
+ * 16-page uspf row beside a 16-page kernel row.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -25,8 +32,67 @@ static uint64_t minflt_now(void)
 	return (uint64_t)ru.ru_minflt;
 }
 
+#define THP_DIR "/sys/kernel/mm/transparent_hugepage"
+
+/* The [bracketed] word of a THP "enabled" file, or "" */
+static void thp_mode(const char *path, char *mode, size_t len)
+{
+	char buf[128], *l, *r;
+	FILE *f = fopen(path, "re");
+
+	mode[0] = '\0';
+	if (!f)
+		return;
+	if (fgets(buf, sizeof(buf), f) && (l = strchr(buf, '[')) && (r = strchr(l, ']'))) {
+		*r = '\0';
+		snprintf(mode, len, "%s", l + 1);
+	}
+	fclose(f);
+}
+
+/* Whether an MADV_HUGEPAGE region may get folios of kb KiB. */
+static bool folio_size_on(const char *dir, unsigned long kb, char *mode, size_t len)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/hugepages-%lukB/enabled", dir, kb);
+	thp_mode(path, mode, len);
+	if (!strcmp(mode, "inherit")) {
+		snprintf(path, sizeof(path), "%s/enabled", dir);
+		thp_mode(path, mode, len);
+	}
+	return !strcmp(mode, "always") || !strcmp(mode, "madvise");
+}
+
+bool bench_native_folios_offered(unsigned int pages, char *why, size_t len)
+{
+	return bench_folios_offered_in(THP_DIR, pages, why, len);
+}
+
+bool bench_folios_offered_in(const char *dir, unsigned int pages, char *why, size_t len)
+{
+	unsigned long kb = pages * (bench_page_size() / 1024), k;
+	char mode[32];
+
+	if (!folio_size_on(dir, kb, mode, sizeof(mode))) {
+		snprintf(why, len, "the host does not offer them (hugepages-%lukB/enabled: %s)",
+			 kb, mode[0] ? mode : "absent");
+		return false;
+	}
+	/* A larger size on as well: the kernel would fault those, not these. */
+	for (k = kb * 2; k <= 2048; k *= 2) {
+		if (folio_size_on(dir, k, mode, sizeof(mode))) {
+			snprintf(why, len, "a larger size is on too (hugepages-%lukB/enabled: %s)",
+				 k, mode);
+			return false;
+		}
+	}
+	snprintf(why, len, "hugepages-%lukB", kb);
+	return true;
+}
+
 static int native_iteration(const struct bench_opts *o, unsigned int threads,
-			    struct bench_touch *touch, uint64_t *minflt)
+			    struct bench_touch *touch, uint64_t *minflt, bool folios)
 {
 	uint64_t before;
 	void *base;
@@ -40,10 +106,10 @@ static int native_iteration(const struct bench_opts *o, unsigned int threads,
 			o->size, strerror(-ret));
 		return ret;
 	}
-	if (madvise(base, o->size, MADV_NOHUGEPAGE) && errno != EINVAL) {
+	if (madvise(base, o->size, folios ? MADV_HUGEPAGE : MADV_NOHUGEPAGE) && errno != EINVAL) {
 		ret = -errno;
-		fprintf(stderr, "uspf bench: native: madvise(MADV_NOHUGEPAGE): %s\n",
-			strerror(-ret));
+		fprintf(stderr, "uspf bench: native: madvise(%s): %s\n",
+			folios ? "MADV_HUGEPAGE" : "MADV_NOHUGEPAGE", strerror(-ret));
 		munmap(base, o->size);
 		return ret;
 	}
@@ -57,7 +123,7 @@ static int native_iteration(const struct bench_opts *o, unsigned int threads,
 	return ret;
 }
 
-int bench_native_run(const struct bench_opts *o, unsigned int threads,
+int bench_native_run(const struct bench_opts *o, unsigned int threads, bool folios,
 		     struct bench_pft_row *row)
 {
 	struct bench_touch *touch;
@@ -79,7 +145,7 @@ int bench_native_run(const struct bench_opts *o, unsigned int threads,
 	row->faults = o->size / bench_page_size();
 	for (it = 0; it < o->iterations; it++) {
 		bench_progress_iteration(it, o->iterations);
-		ret = native_iteration(o, threads, touch, &minflt);
+		ret = native_iteration(o, threads, touch, &minflt, folios);
 		if (ret)
 			goto out;
 		rates[it] = (double)touch->pages * 1e9 / (double)touch->wall_ns;

@@ -136,7 +136,8 @@ static const struct bench_pft_row *find_ref(const struct bench_report *rep,
 
 		if (rep->rows[i].kind == BENCH_ROW_PFT && r->threads == threads &&
 		    !strcmp(r->policy, policy) && !strcmp(bench_row_workload(r), workload) &&
-		    (!variant || (r->handlers_variant && !strcmp(r->handlers_variant, variant))))
+		    (variant ? r->handlers_variant && !strcmp(r->handlers_variant, variant) :
+			       !r->variant))
 			return r;
 	}
 	return NULL;
@@ -317,10 +318,19 @@ static void table_pft_header(const struct bench_report *rep, const char *wl, FIL
 		"# native: getrusage minflt); --format json or csv gives every counter\n");
 	if (!strcmp(wl, "pft") && o->references)
 		fprintf(out, "# raw: uspf's handlers with no model; vs_raw: a policy's faults/s / raw's\n");
-	fprintf(out, "# uspf: fault-around %u page%s, handlers %u (0: one per two CPUs), intake %s, "
-		"spin %u us; cpu_dma_latency %s\n", o->cfg.fault_around,
-		o->cfg.fault_around == 1 ? "" : "s", o->cfg.handlers,
-		uspf_intake_name(o->cfg.intake), o->cfg.spin_us, rep->pm_qos);
+	if (o->cfg.folio_pages == 1)
+		fprintf(out, "# uspf: one page per fault, as the kernel's anonymous faults");
+	else
+		fprintf(out, "# uspf: %u pages per fault, the analogue of %uK large folios (mTHP), "
+			"not the kernel's one page", o->cfg.folio_pages,
+			o->cfg.folio_pages * (unsigned int)(bench_page_size() / 1024));
+	fprintf(out, "; handlers %u (0: one per two CPUs), intake %s, spin %u us; "
+		"cpu_dma_latency %s\n", o->cfg.handlers, uspf_intake_name(o->cfg.intake),
+		o->cfg.spin_us, rep->pm_qos);
+	if (o->cfg.folio_pages > 1 && o->references && !strcmp(wl, "pft"))
+		fprintf(out, "# native %s: %s\n", rep->native_folio_label,
+			rep->native_folios ? "the kernel faults the region in folios of that size "
+			"(MADV_HUGEPAGE), the row labelled so" : rep->native_folio_why);
 	fprintf(out, "%-11s %-13s %7s %9s %14s %13s %23s %6s %9s %9s %9s %10s %9s %9s\n",
 		"workload", "policy", "threads", "faults", "Hmean faults/s",
 		"faults/s/cpu", "spread (min-max)", "CoV%", "p50 ns", "p90 ns",
@@ -607,8 +617,8 @@ static void json_header(const struct bench_report *rep, FILE *out)
 	fprintf(out, ", \"config\": {\"handlers\": %u, \"intake\": ", o->cfg.handlers);
 	json_str(out, uspf_intake_name(o->cfg.intake));
 	fprintf(out, ", \"spin_us\": %u", o->cfg.spin_us);
-	fprintf(out, ", \"fault_around\": %u, \"anon_vma_at_mmap\": %s, \"wake_after_unlock\": %s, "
-		"\"pm_qos_us\": %d, \"cpu_dma_latency\": ", o->cfg.fault_around,
+	fprintf(out, ", \"folio_pages\": %u, \"anon_vma_at_mmap\": %s, \"wake_after_unlock\": %s, "
+		"\"pm_qos_us\": %d, \"cpu_dma_latency\": ", o->cfg.folio_pages,
 		o->cfg.anon_vma_at_mmap ? "true" : "false",
 		o->cfg.wake_after_unlock ? "true" : "false", o->pm_qos_us);
 	json_str(out, rep->pm_qos);
