@@ -3,10 +3,10 @@
  * handler.c - the handler threads.
  *
  * Each thread takes a batch of fault messages from its intake, hands each
- * to the policy, then issues the wakes the batch queued: resolves of a
- * batch of several faults use *_MODE_DONTWAKE and adjacent ranges are
- * woken with one UFFDIO_WAKE.  A batch of one fault resolves with the
- * kernel's own wake (no extra syscall).
+ * to the policy, then issues the wakes the batch queued: a fault whose
+ * range can merge with another's in the batch resolves with
+ * *_MODE_DONTWAKE and the merged ranges are woken with one UFFDIO_WAKE;
+ * any other fault resolves with the kernel's own wake (no extra syscall).
  *
  * Handler threads block every signal (the program's handlers must not run
  * on them) and never touch registered memory.
@@ -116,6 +116,29 @@ static void handle_one(struct uspf_handler *h, const struct uffd_msg *msg)
 	count_event(h, USPF_C_FAULTS_ENDED);
 }
 
+/*
+ * Whether fault i's wake can share a UFFDIO_WAKE with another fault of the
+ * batch: another faulting address within a window of it.  Only then does
+ * resolving it with DONTWAKE save a system call; a fault alone in its
+ * part of the address space (threads faulting in slices of their own) is
+ * woken by its own copy, as a batch of one is.
+ */
+static bool wake_merges(const struct uspf *u, const struct uffd_msg *msgs, int n, int i)
+{
+	unsigned long a = msgs[i].arg.pagefault.address & PAGE_MASK, b, span;
+	int j;
+
+	span = (unsigned long)u->cfg.folio_pages * PAGE_SIZE;
+	for (j = 0; j < n; j++) {
+		if (j == i || msgs[j].event != UFFD_EVENT_PAGEFAULT)
+			continue;
+		b = msgs[j].arg.pagefault.address & PAGE_MASK;
+		if ((a > b ? a - b : b - a) <= span)
+			return true;
+	}
+	return false;
+}
+
 static void handler_loop(struct uspf_handler *h, struct uffd_intake *in)
 {
 	struct uspf *u = h->u;
@@ -144,9 +167,11 @@ static void handler_loop(struct uspf_handler *h, struct uffd_intake *in)
 		 * thread returns to user space after unlocking.  Otherwise a
 		 * lone fault is woken by its copy, locks still held.
 		 */
-		h->dontwake = (u->cfg.batch_wake && n > 1) || u->cfg.wake_after_unlock;
-		for (i = 0; i < n; i++)
+		for (i = 0; i < n; i++) {
+			h->dontwake = u->cfg.wake_after_unlock ||
+				      (u->cfg.batch_wake && n > 1 && wake_merges(u, msgs, n, i));
 			handle_one(h, &msgs[i]);
+		}
 		handler_flush_wakes(h);
 	}
 }

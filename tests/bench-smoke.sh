@@ -392,5 +392,19 @@ if [ -x "$HOLD" ]; then
 	fi
 fi
 
+# tests/round_trip_parts (BENCHMARKS.md, "Where the microseconds go") runs
+# every part and round trip, and the handlers install the right bytes.
+PARTS=$(dirname "$0")/round_trip_parts
+[ -x "$PARTS" ] || PARTS=./tests/round_trip_parts
+if [ -x "$PARTS" ]; then
+	out=$($RUN "$PARTS" --pages 64 2>&1)
+	rc=$?
+	if [ $rc -ne 77 ]; then
+		[ $rc -eq 0 ] || fail "round_trip_parts: exit $rc: $out"
+		n=$(printf '%s\n' "$out" | grep -c ' us$')
+		[ "$n" -ge 10 ] || fail "round_trip_parts printed $n parts: $out"
+	fi
+fi
+
 echo "bench-smoke: all checks passed"
 exit 0

@@ -573,3 +573,63 @@ Test(handler, fork_during_grace_periods)
 	uspf_destroy(mine);
 	uspf_destroy(c.u);
 }
+
+/*
+ * A batch's wakes: faults whose ranges can merge are resolved with
+ * DONTWAKE and woken by one UFFDIO_WAKE; a fault alone in its part of the
+ * address space is woken by its own copy - no extra system call.  The
+ * faults are queued while the handlers are paused, so that one read takes
+ * them all as one batch.
+ */
+struct toucher_arg {
+	volatile char *addr;
+};
+
+static void *touch_one(void *arg)
+{
+	struct toucher_arg *t = arg;
+
+	(void)*t->addr;
+	return NULL;
+}
+
+static uint64_t batch_wakes(const size_t *pages, int n)
+{
+	struct toucher_arg args[8];
+	struct uspf_config cfg;
+	pthread_t th[8];
+	struct uspf *u;
+	uint64_t wakes;
+	char *p;
+	int i;
+
+	uspf_config_init(&cfg);
+	cfg.handlers = 1;
+	cfg.spin_us = 0;
+	u = t_runtime_cfg(&cfg);
+	p = t_map_pattern(u, 64 * T_PAGE, 9);
+	runtime_pause(u);
+	for (i = 0; i < n; i++) {
+		args[i].addr = p + pages[i] * T_PAGE;
+		cr_assert_eq(pthread_create(&th[i], NULL, touch_one, &args[i]), 0);
+	}
+	t_sleep_ms(100);		/* every thread faulted and waits */
+	cr_assert_eq(runtime_resume(u), 0);
+	for (i = 0; i < n; i++)
+		pthread_join(th[i], NULL);
+	t_quiesce(u);
+	cr_assert_eq(t_counter(u, USPF_C_PAGES), (uint64_t)n);
+	for (i = 0; i < n; i++)
+		t_assert_pattern(p + pages[i] * T_PAGE, T_PAGE, 9, pages[i]);
+	wakes = t_counter(u, USPF_C_WAKE);
+	uspf_destroy(u);
+	return wakes;
+}
+
+Test(handler, batch_wakes_only_where_ranges_merge)
+{
+	static const size_t apart[] = { 0, 16, 32, 48 }, together[] = { 20, 21, 22, 23 };
+
+	cr_assert_eq(batch_wakes(apart, 4), 0, "faults far apart are woken by their copies");
+	cr_assert_eq(batch_wakes(together, 4), 1, "four adjacent faults share one UFFDIO_WAKE");
+}
