@@ -61,6 +61,8 @@ int uspf_config_validate(const struct uspf_config *cfg, char *msg, size_t len)
 		return bad(msg, len, "spf_backoff_aborts: accepted 1 to 1000000");
 	if (cfg->spf_backoff_jiffies > 1000)
 		return bad(msg, len, "spf_backoff_jiffies: accepted 0 (off) to 1000");
+	if (cfg->probe_ms > 60000)
+		return bad(msg, len, "probe_ms: accepted 0 (no probe) to 60000 milliseconds");
 	if (cfg->spin_us > 10000)
 		return bad(msg, len, "spin_us: accepted 0 (sleep at once) to 10000 microseconds");
 	if (cfg->adaptive_window > 1000)

@@ -173,8 +173,10 @@ void vmf_check_commit(struct vm_fault *vmf)
 static void vmf_account_latency(struct vm_fault *vmf)
 {
 	struct uspf_handler *h = vmf->h;
+	uint64_t ns = uspf_now_ns() - h->batch_start_ns;
 
-	hist_add(h->hist, uspf_now_ns() - h->batch_start_ns);
+	hist_add(h->hist, ns);
+	count_add(h, USPF_C_HANDLE_NS, ns);
 }
 
 static void vmf_wake_page(struct vm_fault *vmf)

@@ -89,6 +89,17 @@ static void handle_raw(struct vm_fault *vmf, unsigned long start, unsigned long 
 		vmf_end(vmf, vmf_commit(vmf));
 }
 
+/*
+ * The probe's fault (probe.c): the zero page, woken with it - it is no
+ * fault of the program's, so nothing is counted.  EEXIST (a second
+ * message for the page): wake it all the same.
+ */
+static void handle_probe(struct uspf_handler *h, unsigned long page)
+{
+	if (uffd_zeropage(&h->u->uffd, page, PAGE_SIZE, false) < 0)
+		uffd_wake(&h->u->uffd, page, PAGE_SIZE);
+}
+
 static void handle_one(struct uspf_handler *h, const struct uffd_msg *msg)
 {
 	unsigned long raw_end;
@@ -96,6 +107,10 @@ static void handle_one(struct uspf_handler *h, const struct uffd_msg *msg)
 
 	if (msg->event != UFFD_EVENT_PAGEFAULT)
 		return;		/* no non-cooperative events are requested */
+	if (probe_fault(&h->u->probe, (unsigned long)msg->arg.pagefault.address & PAGE_MASK)) {
+		handle_probe(h, (unsigned long)msg->arg.pagefault.address & PAGE_MASK);
+		return;
+	}
 	count_event(h, USPF_C_FAULTS);
 	memset(&vmf, 0, sizeof(vmf));
 	vmf.h = h;

@@ -175,6 +175,8 @@ int uspf_create(struct uspf **out, const struct uspf_config *cfg)
 	ret = rcu_warm_up();
 	if (!ret)
 		ret = start_handlers(u);
+	if (!ret)
+		ret = probe_start(u);
 	if (ret) {
 		stop_handlers(u);
 		mm_destroy(&u->mm);
@@ -253,6 +255,7 @@ void uspf_destroy(struct uspf *u)
 {
 	if (!u)
 		return;
+	probe_stop(u);		/* it may be inside a fault: handlers still up */
 	stop_handlers(u);
 	unmap_all(u);
 	mm_rcu_barrier();		/* every call_rcu() of this mm has run */
@@ -276,6 +279,10 @@ int uspf_stats(struct uspf *u, struct uspf_stats *st)
 		for (b = 0; b < USPF_HIST_BUCKETS; b++)
 			st->hist[b] += __atomic_load_n(&h->hist[b], __ATOMIC_RELAXED);
 	}
+	st->counters[USPF_C_ROUND_TRIPS] =
+		atomic_load_explicit(&u->probe.trips, memory_order_relaxed);
+	st->counters[USPF_C_ROUND_TRIP_NS] =
+		atomic_load_explicit(&u->probe.trip_ns, memory_order_relaxed);
 	st->counters[USPF_C_MMAP_LOCK_SPUN] =
 		atomic_load_explicit(&u->mm.mmap_lock.spun, memory_order_relaxed);
 	st->counters[USPF_C_MMAP_LOCK_CONTENDED] =

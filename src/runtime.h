@@ -13,6 +13,7 @@
 #include "kernel_maps.h"
 #include "mm/mm.h"
 #include "policy/policy.h"
+#include "probe.h"
 #include "uffd/uffd.h"
 
 #define USPF_MAX_HANDLERS 256
@@ -31,6 +32,7 @@ struct uspf {
 	struct kernel_maps kmaps;	/* the writers ask the kernel (mapping.c) */
 	atomic_bool contents_mapped;	/* a backing other than zeros was ever mapped */
 	const void *zero_area;		/* folio_pages pages that read as zero */
+	struct uspf_probe probe;	/* the round trip, sampled (probe.c) */
 	/* The bench's `raw` reference: faults here skip the model (runtime_set_raw). */
 	unsigned long raw_start, raw_end;
 };

@@ -48,6 +48,7 @@ static void bad_hz_high(struct uspf_config *c) { c->hz = 10001; }
 static void bad_aborts(struct uspf_config *c) { c->spf_backoff_aborts = 0; }
 static void bad_jiffies(struct uspf_config *c) { c->spf_backoff_jiffies = 1001; }
 static void bad_spin(struct uspf_config *c) { c->spin_us = 10001; }
+static void bad_probe(struct uspf_config *c) { c->probe_ms = 60001; }
 
 Test(config, every_bad_value_is_named)
 {
@@ -57,7 +58,7 @@ Test(config, every_bad_value_is_named)
 		{ bad_batch, "read_batch" }, { bad_around0, "folio_pages" },
 		{ bad_around, "folio_pages" }, { bad_hz_low, "hz" }, { bad_hz_high, "hz" },
 		{ bad_aborts, "spf_backoff_aborts" }, { bad_jiffies, "spf_backoff_jiffies" },
-		{ bad_spin, "spin_us" },
+		{ bad_spin, "spin_us" }, { bad_probe, "probe_ms" },
 	};
 	struct uspf_config cfg;
 	struct uspf *u = NULL;

@@ -633,3 +633,42 @@ Test(handler, batch_wakes_only_where_ranges_merge)
 	cr_assert_eq(batch_wakes(apart, 4), 0, "faults far apart are woken by their copies");
 	cr_assert_eq(batch_wakes(together, 4), 1, "four adjacent faults share one UFFDIO_WAKE");
 }
+
+/*
+ * The probe (cfg.probe_ms): while a thread faults, a fault of the
+ * runtime's own is timed every probe_ms; it is not counted as a fault of
+ * the program's, and uspf_destroy() ends it promptly.  While nothing
+ * faults it does not probe.
+ */
+Test(handler, probe_times_round_trips_while_the_program_faults)
+{
+	struct uspf_config cfg;
+	uint64_t t0, trips, idle_trips;
+	size_t touched = 0, i;
+	struct uspf *u;
+	char *p;
+
+	uspf_config_init(&cfg);
+	cfg.probe_ms = 5;
+	u = t_runtime_cfg(&cfg);
+	p = t_map_pattern(u, 4096 * T_PAGE, 12);
+	for (t0 = t_now_ns(), i = 0; i < 4096 && t_now_ns() - t0 < 300000000ull; i++, touched++) {
+		t_assert_pattern(p + i * T_PAGE, T_PAGE, 12, i);
+		if (i % 64 == 63)
+			t_sleep_ms(2);	/* a few probes per run of faults */
+	}
+	t_quiesce(u);
+	cr_assert_eq(t_counter(u, USPF_C_FAULTS), touched, "the probe's faults are not the program's");
+	trips = t_counter(u, USPF_C_ROUND_TRIPS);
+	cr_assert_geq(trips, 3, "%lu probes", (unsigned long)trips);
+	cr_assert_gt(t_counter(u, USPF_C_ROUND_TRIP_NS) / trips, 0);
+	cr_assert_gt(t_counter(u, USPF_C_HANDLE_NS), 0);
+	t_sleep_ms(20);			/* one more look may still see the last faults */
+	idle_trips = t_counter(u, USPF_C_ROUND_TRIPS);
+	t_sleep_ms(100);
+	cr_assert_eq(t_counter(u, USPF_C_ROUND_TRIPS), idle_trips, "it probed an idle program");
+	t0 = t_now_ns();
+	uspf_destroy(u);
+	cr_assert_lt(t_now_ns() - t0, 500000000ull, "destroy took %lu ms",
+		     (unsigned long)((t_now_ns() - t0) / 1000000));
+}

@@ -78,6 +78,7 @@ struct uspf_config {
 	bool immap_reorder;		/* Yu Ma 2023: i_mmap_rwsem only around the file link (default true) */
 	bool wake_after_unlock;		/* wake the faulting thread only once the policy unlocked (default false) */
 	unsigned int spin_us;		/* a handler looks for the next fault this long before it sleeps (0..10000, default 50) */
+	unsigned int probe_ms;		/* time a probe fault's round trip every probe_ms (0: never, default; max 60000) */
 };
 
 /* How pages of a mapping get their first contents. */
@@ -162,6 +163,9 @@ enum uspf_counter {
 	USPF_C_INTAKE_SPIN_MISSES,	/* ... that ran out of budget: the handler slept */
 	USPF_C_INTAKE_SPIN_NS,		/* ... and the nanoseconds spent spinning */
 	USPF_C_INTAKE_SPIN_BACKOFFS,	/* spinning paused: the spinner was preempted (CPUs wanted) */
+	USPF_C_HANDLE_NS,		/* nanoseconds handlers spent on faults (message read -> ended) */
+	USPF_C_ROUND_TRIPS,		/* round trips timed by the probe (probe_ms) */
+	USPF_C_ROUND_TRIP_NS,		/* ... their nanoseconds: touch -> back in user space */
 	USPF_NR_COUNTERS
 };
 

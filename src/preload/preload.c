@@ -302,6 +302,8 @@ static struct uspf *live_runtime(void)
 	return atomic_load_explicit(&runtime, memory_order_acquire);
 }
 
+#define PRELOAD_PROBE_MS 100
+
 static void create_runtime(void)
 {
 	struct uspf_stats st;
@@ -314,6 +316,9 @@ static void create_runtime(void)
 		return;
 	}
 	runtime_quiet = true;	/* the user-mode-only line below is ours */
+	/* Asked for statistics: sample the round trip too (a fault every 100 ms). */
+	if (env.stats)
+		env.cfg.probe_ms = PRELOAD_PROBE_MS;
 	ret = uspf_create(&u, &env.cfg);
 	if (ret) {
 		snprintf(line, sizeof(line), "uspf: cannot start the runtime (%s): uspf is off "
@@ -882,6 +887,7 @@ static void write_stats(void)
 	char comm[64], name[160];
 	struct uspf *u = live_runtime();
 	const char *policy = uspf_policy_name(env.cfg.policy);
+	uint64_t faults, trips, handle_mean, trip_mean;
 	size_t o = 0;
 	unsigned int c;
 
@@ -894,11 +900,21 @@ static void write_stats(void)
 	}
 	program_name(comm, sizeof(comm));
 	json_str(name, sizeof(name), comm);
+	faults = st.counters[USPF_C_FAULTS];
+	trips = st.counters[USPF_C_ROUND_TRIPS];
+	handle_mean = faults ? st.counters[USPF_C_HANDLE_NS] / faults : 0;
+	trip_mean = trips ? st.counters[USPF_C_ROUND_TRIP_NS] / trips : 0;
 	if (!strcmp(env.stats, "-")) {
-		APPEND("uspf: pid %d (%s): policy %s, %s, %" PRIu64 " faults, p50 %" PRIu64
-		       " ns, p99 %" PRIu64 " ns\n", (int)getpid(), comm, policy,
-		       u ? "on" : "off", st.counters[USPF_C_FAULTS],
-		       uspf_stats_percentile(&st, 50), uspf_stats_percentile(&st, 99));
+		APPEND("uspf: pid %d (%s): policy %s, %s, %" PRIu64 " faults served, %" PRIu64
+		       " pages installed; handling mean %" PRIu64 " ns (p50 %" PRIu64 ", p99 %" PRIu64
+		       "); round trip mean ", (int)getpid(), comm, policy, u ? "on" : "off", faults,
+		       st.counters[USPF_C_PAGES], handle_mean, uspf_stats_percentile(&st, 50),
+		       uspf_stats_percentile(&st, 99));
+		if (trips)
+			APPEND("%" PRIu64 " ns (%" PRIu64 " probe%s)\n", trip_mean, trips,
+			       trips == 1 ? "" : "s");
+		else
+			APPEND("- (no probe yet: it samples every %d ms)\n", PRELOAD_PROBE_MS);
 		for (c = 0; c < USPF_NR_COUNTERS; c++)
 			if (st.counters[c])
 				APPEND("  %-24s %" PRIu64 "\n", uspf_counter_name(c), st.counters[c]);
@@ -910,8 +926,14 @@ static void write_stats(void)
 	       st.counters[USPF_C_FAULTS]);
 	for (c = 0; c < USPF_NR_COUNTERS; c++)
 		APPEND("%s\"%s\":%" PRIu64, c ? "," : "", uspf_counter_name(c), st.counters[c]);
-	APPEND("},\"latency_ns\":{\"p50\":%" PRIu64 ",\"p99\":%" PRIu64 "}}\n",
-	       uspf_stats_percentile(&st, 50), uspf_stats_percentile(&st, 99));
+	APPEND("},\"latency_ns\":{\"p50\":%" PRIu64 ",\"p99\":%" PRIu64 "},\"pages\":%" PRIu64
+	       ",\"handle_mean_ns\":%" PRIu64 ",\"round_trip_mean_ns\":", uspf_stats_percentile(&st, 50),
+	       uspf_stats_percentile(&st, 99), st.counters[USPF_C_PAGES], handle_mean);
+	if (trips)
+		APPEND("%" PRIu64, trip_mean);
+	else
+		APPEND("null");
+	APPEND(",\"round_trip_probes\":%" PRIu64 "}\n", trips);
 	stats_put(buf, o < sizeof(buf) ? o : sizeof(buf) - 1);
 }
 

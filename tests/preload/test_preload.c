@@ -802,3 +802,59 @@ Test(preload, uspf_run_missing_program)
 	cr_assert_eq(r.status, 127, "status %d: %s", r.status, r.err);
 	result_free(&r);
 }
+
+/* A number field of a stats line ("name":123), or -1; null is -2. */
+static long long stats_field(const char *line, const char *name)
+{
+	char key[64];
+	const char *p;
+
+	snprintf(key, sizeof(key), "\"%s\":", name);
+	p = strstr(line, key);
+	if (!p)
+		return -1;
+	p += strlen(key);
+	return strncmp(p, "null", 4) ? strtoll(p, NULL, 10) : -2;
+}
+
+/*
+ * What uspf cost the program, per process: faults served, pages
+ * installed, the mean handling time and the mean round trip, sampled by
+ * the probe while the program faults (USPF_STATS turns it on).
+ */
+Test(preload, stats_say_what_uspf_cost)
+{
+	const char *bin = env_or_skip("USPF_BIN");
+	char *stats = stats_path(), *t = target("t_faulting"), *line, *s;
+	char *argv[] = { (char *)bin, "run", "--stats", stats, "--", t, "500", NULL };
+	char *table_argv[] = { (char *)bin, "run", "--stats", "-", "--", t, "300", NULL };
+	struct result r;
+	long long faults, pages, handle, trips, trip;
+
+	run(argv, NULL, NULL, &r);
+	cr_assert_eq(r.status, 0, "stderr: %s", r.err);
+	result_free(&r);
+	s = slurp(stats, NULL);
+	line = strstr(s, "\"program\":\"t_faulting\"");
+	cr_assert_not_null(line, "%s", s);
+	faults = stats_field(line, "faults");
+	pages = stats_field(line, "pages");
+	handle = stats_field(line, "handle_mean_ns");
+	trips = stats_field(line, "round_trip_probes");
+	trip = stats_field(line, "round_trip_mean_ns");
+	cr_assert_gt(faults, 1000, "%s", line);
+	cr_assert_geq(pages, faults, "%s", line);
+	cr_assert_gt(handle, 0, "%s", line);
+	cr_assert_geq(trips, 1, "half a second of faults and no probe: %s", line);
+	cr_assert_gt(trip, 0, "%s", line);
+	/* The probe's own faults are not the program's. */
+	cr_assert_eq(stats_field(line, "round_trips"), trips, "%s", line);
+	free(s);
+	unlink(stats);
+	run(table_argv, NULL, NULL, &r);
+	cr_assert_eq(r.status, 0);
+	cr_assert(strstr(r.err, "faults served") && strstr(r.err, "pages installed") &&
+		  strstr(r.err, "handling mean") && strstr(r.err, "round trip mean"),
+		  "table: %s", r.err);
+	result_free(&r);
+}
