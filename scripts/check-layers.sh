@@ -22,7 +22,7 @@ rule() {
 	done
 }
 lib='[a-z_]+\.h|(mm|policy)/[a-z_]+\.h|uffd/uffd\.h'
-bench='uspf\.h|hooks\.h|config\.h|cmd/cli\.h|cmd/bench/[a-z0-9_]+\.h'
+bench='uspf\.h|hooks\.h|config\.h|cmd/cli\.h|cmd/gnuplot\.h|cmd/bench/[a-z0-9_]+\.h'
 bad=$(
 	rule 'uffd\.h|uffd/uffd\.h' uffd/*.[ch]
 	rule 'mm/[a-z_]+\.h|uffd/uffd\.h|uspf\.h' src/mm/*.[ch]

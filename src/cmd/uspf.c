@@ -16,6 +16,7 @@
 
 #include "cmd/bench/bench.h"
 #include "cmd/cmd_run.h"
+#include "cmd/compare.h"
 #include "cmd/torture.h"
 
 struct subcommand {
@@ -27,6 +28,7 @@ struct subcommand {
 static const struct subcommand subcommands[] = {
 	{ "bench", cmd_bench, "measure fault throughput and latency per policy, with references" },
 	{ "run", cmd_run, "run an unmodified program with its memory under uspf (LD_PRELOAD)" },
+	{ "compare", cmd_compare, "your program natively and under every policy, side by side" },
 	{ "torture", cmd_torture, "random mapping changes against checked faults; PASS or the first FAIL" },
 };
 

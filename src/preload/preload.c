@@ -883,13 +883,13 @@ static void stats_put(const char *buf, size_t len)
 static void write_stats(void)
 {
 	static struct uspf_stats st;
-	static char buf[8192];
+	static char buf[24576];	/* every counter and a histogram of up to 512 buckets */
 	char comm[64], name[160];
 	struct uspf *u = live_runtime();
 	const char *policy = uspf_policy_name(env.cfg.policy);
 	uint64_t faults, trips, handle_mean, trip_mean;
+	unsigned int c, n;
 	size_t o = 0;
-	unsigned int c;
 
 	memset(&st, 0, sizeof(st));
 	if (u) {
@@ -933,7 +933,12 @@ static void write_stats(void)
 		APPEND("%" PRIu64, trip_mean);
 	else
 		APPEND("null");
-	APPEND(",\"round_trip_probes\":%" PRIu64 "}\n", trips);
+	APPEND(",\"round_trip_probes\":%" PRIu64 ",\"hist\":[", trips);
+	/* The handling-time histogram's non-zero buckets: `uspf compare` merges processes. */
+	for (c = 0, n = 0; c < USPF_HIST_BUCKETS; c++)
+		if (st.hist[c])
+			APPEND("%s[%u,%" PRIu64 "]", n++ ? "," : "", c, st.hist[c]);
+	APPEND("]}\n");
 	stats_put(buf, o < sizeof(buf) ? o : sizeof(buf) - 1);
 }
 
